@@ -1,0 +1,544 @@
+"""Evaluation metrics for sparse factor models.
+
+All functions accept numpy arrays or torch tensors (moved to the CPU and detached) and return
+plain Python floats, numpy arrays or small frozen dataclasses.
+
+- :func:`mse`: mean squared error.
+- :func:`match_columns`: one-to-one matching of estimated columns to true factors (Hungarian
+  algorithm on absolute correlation or on support overlap).
+- :func:`support_f1`: precision, recall and F1 of an estimated support against the true support,
+  after matching columns.
+- :func:`dci` and :func:`dci_from_importance`: DCI disentanglement, completeness and
+  informativeness of Eastwood & Williams (2018).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = [
+    "ColumnMatching",
+    "DCIResult",
+    "SupportScore",
+    "dci",
+    "dci_from_importance",
+    "match_columns",
+    "mse",
+    "support_f1",
+]
+
+#: Below this many points :func:`dci` warns that the score is noisy.
+DCI_RECOMMENDED_MIN_POINTS = 500
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+def _to_numpy(x: Any) -> np.ndarray:
+    """Convert a numpy array, torch tensor or array-like to a numpy array (no copy if possible)."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _as_2d(x: Any, name: str) -> np.ndarray:
+    arr = _to_numpy(x)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 1-D or 2-D, got shape {arr.shape}")
+    return arr
+
+
+def _as_support(x: Any, name: str) -> np.ndarray:
+    arr = _as_2d(x, name)
+    if arr.dtype == bool:
+        return arr
+    if arr.size and not np.all((arr == 0) | (arr == 1)):
+        raise ValueError(
+            f"{name} must be a boolean support (or 0/1) matrix; threshold a weight matrix "
+            "explicitly first, e.g. np.abs(W) > 1e-3"
+        )
+    return arr.astype(bool)
+
+
+def _normalized_entropy(p: np.ndarray, base: int, axis: int) -> np.ndarray:
+    """Entropy of the distributions ``p`` along ``axis`` with logarithm base ``base``.
+
+    ``0 log 0`` is taken as 0. With ``base == 1`` (a single outcome) the entropy is 0.
+    """
+    if base <= 1:
+        return np.zeros(np.delete(p.shape, axis))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return -terms.sum(axis=axis) / math.log(base)
+
+
+# ---------------------------------------------------------------------------------------------
+# reconstruction error
+# ---------------------------------------------------------------------------------------------
+def mse(x_true: Any, x_pred: Any) -> float:
+    """Mean squared error over all entries.
+
+    Parameters
+    ----------
+    x_true, x_pred : array_like or torch.Tensor
+        Arrays of the same shape.
+
+    Returns
+    -------
+    float
+        ``mean((x_true - x_pred) ** 2)``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or the arrays are empty.
+    """
+    a = _to_numpy(x_true).astype(np.float64)
+    b = _to_numpy(x_pred).astype(np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: x_true {a.shape} vs x_pred {b.shape}")
+    if a.size == 0:
+        raise ValueError("mse of empty arrays is undefined")
+    return float(np.mean((a - b) ** 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# column matching and support recovery
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ColumnMatching:
+    """One-to-one matching of estimated columns to true factors.
+
+    Attributes
+    ----------
+    est_index : numpy.ndarray
+        Shape ``(K_true,)``, int: the estimated column matched to each true factor, ``-1`` when
+        there are fewer estimated columns than true factors and the factor is left unmatched.
+    sign : numpy.ndarray
+        Shape ``(K_true,)``: sign of the correlation of each matched pair (``method="corr"``),
+        so ``est[:, est_index[k]] * sign[k]`` is aligned with true factor ``k``; all ones for
+        ``method="overlap"`` and 0 for unmatched factors.
+    unmatched : numpy.ndarray
+        Estimated columns that were not matched to any true factor (sorted).
+    similarity : numpy.ndarray
+        Shape ``(K_est, K_true)``: the similarity that was maximised.
+    method : str
+        ``"corr"`` or ``"overlap"``.
+    """
+
+    est_index: np.ndarray
+    sign: np.ndarray
+    unmatched: np.ndarray
+    similarity: np.ndarray
+    method: str
+
+    def align(self, est: Any) -> np.ndarray:
+        """Reorder (and sign-flip) the columns of ``est`` to the true factors' order.
+
+        Parameters
+        ----------
+        est : array_like or torch.Tensor
+            Shape ``(N, K_est)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(N, K_true)`` float array; columns of unmatched true factors are NaN.
+        """
+        arr = _as_2d(est, "est").astype(np.float64)
+        out = np.full((arr.shape[0], self.est_index.size), np.nan)
+        for k, j in enumerate(self.est_index):
+            if j >= 0:
+                out[:, k] = arr[:, j] * self.sign[k]
+        return out
+
+
+def _abs_corr(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute Pearson correlation and its sign between columns; constant columns give 0."""
+    a = a.astype(np.float64) - a.mean(axis=0)
+    b = b.astype(np.float64) - b.mean(axis=0)
+    na = np.sqrt((a**2).sum(axis=0))
+    nb = np.sqrt((b**2).sum(axis=0))
+    cov = a.T @ b
+    denom = np.outer(na, nb)
+    corr = np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0)
+    return np.abs(corr), np.where(corr < 0, -1.0, 1.0)
+
+
+def match_columns(
+    est: Any,
+    truth: Any,
+    method: Literal["auto", "corr", "overlap"] = "auto",
+) -> ColumnMatching:
+    """Match estimated columns one-to-one to true factors (Hungarian algorithm).
+
+    Parameters
+    ----------
+    est : array_like or torch.Tensor
+        Shape ``(R, K_est)``: estimated latent codes (``R = N`` points) for ``"corr"``, or an
+        estimated boolean support (``R = G`` features) for ``"overlap"``.
+    truth : array_like or torch.Tensor
+        Shape ``(R, K_true)``: true factors or true support.
+    method : {"auto", "corr", "overlap"}, default "auto"
+        ``"corr"`` maximises the summed absolute Pearson correlation of matched pairs;
+        ``"overlap"`` maximises the summed number of shared active entries (which is the
+        matching that maximises the F1 of :func:`support_f1`). ``"auto"`` picks ``"overlap"``
+        when both inputs are boolean and ``"corr"`` otherwise.
+
+    Returns
+    -------
+    ColumnMatching
+        With ``K_est >= K_true`` every true factor is matched and the remaining estimated
+        columns are listed in ``unmatched``; with ``K_est < K_true`` some true factors get
+        ``est_index == -1``.
+    """
+    a = _as_2d(est, "est")
+    b = _as_2d(truth, "truth")
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"est and truth need the same number of rows, got {a.shape[0]} and {b.shape[0]}"
+        )
+    if method == "auto":
+        method = "overlap" if (a.dtype == bool and b.dtype == bool) else "corr"
+    if method == "corr":
+        sim, sgn = _abs_corr(a, b)
+    elif method == "overlap":
+        sa = _as_support(a, "est")
+        sb = _as_support(b, "truth")
+        sim = sa.astype(np.float64).T @ sb.astype(np.float64)
+        sgn = np.ones_like(sim)
+    else:
+        raise ValueError(f"method must be 'auto', 'corr' or 'overlap', got {method!r}")
+
+    k_est, k_true = sim.shape
+    est_index = np.full(k_true, -1, dtype=int)
+    sign = np.zeros(k_true)
+    if k_est and k_true:
+        rows, cols = linear_sum_assignment(sim, maximize=True)
+        est_index[cols] = rows
+        sign[cols] = sgn[rows, cols]
+    unmatched = np.setdiff1d(np.arange(k_est), est_index[est_index >= 0])
+    return ColumnMatching(
+        est_index=est_index, sign=sign, unmatched=unmatched, similarity=sim, method=method
+    )
+
+
+@dataclass(frozen=True)
+class SupportScore:
+    """Support recovery scores of :func:`support_f1`.
+
+    Attributes
+    ----------
+    precision, recall, f1 : float
+        ``tp / (tp + fp)``, ``tp / (tp + fn)`` and their harmonic mean (0 when undefined).
+    tp, fp, fn : int
+        True positives, false positives (including every active entry of an unmatched
+        estimated column) and false negatives.
+    matching : ColumnMatching
+        The column matching used.
+    """
+
+    precision: float
+    recall: float
+    f1: float
+    tp: int
+    fp: int
+    fn: int
+    matching: ColumnMatching
+
+
+def support_f1(
+    est_support: Any,
+    true_support: Any,
+    matching: ColumnMatching | None = None,
+) -> SupportScore:
+    """Precision, recall and F1 of an estimated support after matching columns.
+
+    Every entry ``(j, k)`` of the true support is one positive. The estimated columns are first
+    matched one-to-one to the true factors (by default with :func:`match_columns` on support
+    overlap, the matching that maximises F1); then an active estimated entry is a true positive
+    when its matched true entry is active and a false positive otherwise. Active entries of
+    estimated columns that are not matched to any true factor are all false positives: an extra
+    non-empty column is an error, while extra empty columns cost nothing.
+
+    Parameters
+    ----------
+    est_support : array_like or torch.Tensor
+        Boolean (or 0/1) matrix of shape ``(G, K_est)``. Threshold weight matrices explicitly
+        before calling (for instance ``np.abs(W) > 1e-3`` or ``p_star > 0.5``).
+    true_support : array_like or torch.Tensor
+        Boolean (or 0/1) matrix of shape ``(G, K_true)``.
+    matching : ColumnMatching, optional
+        A matching to use instead, e.g. one computed from latent correlations with
+        :func:`match_columns` (its ``est_index`` must have length ``K_true``).
+
+    Returns
+    -------
+    SupportScore
+        precision, recall, f1, counts and the matching.
+    """
+    est = _as_support(est_support, "est_support")
+    true = _as_support(true_support, "true_support")
+    if est.shape[0] != true.shape[0]:
+        raise ValueError(
+            "supports need the same number of rows (features), "
+            f"got {est.shape[0]} and {true.shape[0]}"
+        )
+    if matching is None:
+        matching = match_columns(est, true, method="overlap")
+    if matching.est_index.shape != (true.shape[1],):
+        raise ValueError("matching.est_index must have one entry per true factor")
+    if np.any(matching.est_index >= est.shape[1]):
+        raise ValueError("matching refers to an estimated column that does not exist")
+
+    tp = 0
+    for k, j in enumerate(matching.est_index):
+        if j >= 0:
+            tp += int(np.sum(est[:, j] & true[:, k]))
+    n_pred = int(est.sum())
+    n_true = int(true.sum())
+    fp = n_pred - tp
+    fn = n_true - tp
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_true if n_true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if (precision + recall) > 0 else 0.0
+    return SupportScore(
+        precision=float(precision),
+        recall=float(recall),
+        f1=float(f1),
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        matching=matching,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# DCI
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DCIResult:
+    """DCI scores of Eastwood & Williams (2018).
+
+    Attributes
+    ----------
+    disentanglement : float
+        ``sum_i rho_i (1 - H_{K_factor}(P_i.))`` in [0, 1], higher is better.
+    completeness : float
+        ``mean_j (1 - H_{K_code}(P~_.j))`` in [0, 1], higher is better.
+    informativeness : float
+        Mean over factors of the held-out normalised MSE (test MSE of the standardised factor,
+        i.e. MSE divided by the factor's training variance): 0 is perfect, about 1 is no
+        information. Lower is better. NaN from :func:`dci_from_importance`.
+    importance : numpy.ndarray
+        ``R``, shape ``(K_code, K_factor)``, non-negative.
+    disentanglement_per_code : numpy.ndarray
+        ``1 - H_{K_factor}(P_i.)`` per code, shape ``(K_code,)`` (0 for codes with no importance).
+    code_weights : numpy.ndarray
+        ``rho_i``, the share of total importance of each code, shape ``(K_code,)``.
+    completeness_per_factor : numpy.ndarray
+        ``1 - H_{K_code}(P~_.j)`` per factor, shape ``(K_factor,)`` (0 for a factor that no code
+        explains).
+    nmse_per_factor : numpy.ndarray
+        Held-out normalised MSE per factor, shape ``(K_factor,)`` (NaN when not computed).
+    """
+
+    disentanglement: float
+    completeness: float
+    informativeness: float
+    importance: np.ndarray
+    disentanglement_per_code: np.ndarray
+    code_weights: np.ndarray
+    completeness_per_factor: np.ndarray
+    nmse_per_factor: np.ndarray
+
+
+def dci_from_importance(importance: Any) -> DCIResult:
+    """Disentanglement and completeness from an importance matrix.
+
+    With ``P_ij = R_ij / sum_k R_ik`` (code ``i``'s importance spread over factors) and
+    ``P~_ij = R_ij / sum_l R_lj`` (factor ``j``'s importance spread over codes):
+
+    - disentanglement ``D = sum_i rho_i (1 - H_{K_factor}(P_i.))`` with
+      ``rho_i = sum_j R_ij / sum_ij R_ij``: codes with zero total importance get zero weight;
+    - completeness ``C = (1 / K_factor) sum_j (1 - H_{K_code}(P~_.j))``; a factor with zero total
+      importance contributes 0.
+
+    Entropies use logarithms of base ``K_factor`` (for ``D``) and ``K_code`` (for ``C``), so both
+    scores lie in [0, 1]; with a single factor (or code) the entropy is 0 and the score 1.
+
+    Parameters
+    ----------
+    importance : array_like or torch.Tensor
+        Non-negative matrix ``R`` of shape ``(K_code, K_factor)``.
+
+    Returns
+    -------
+    DCIResult
+        With ``informativeness`` and ``nmse_per_factor`` set to NaN.
+    """
+    r = _as_2d(importance, "importance").astype(np.float64)
+    if r.size == 0:
+        raise ValueError("importance matrix is empty")
+    if not np.all(np.isfinite(r)) or np.any(r < 0):
+        raise ValueError("importance must be finite and non-negative")
+    k_code, k_factor = r.shape
+
+    code_tot = r.sum(axis=1)
+    p_code = np.divide(r, code_tot[:, None], out=np.zeros_like(r), where=code_tot[:, None] > 0)
+    d_code = np.where(code_tot > 0, 1.0 - _normalized_entropy(p_code, k_factor, axis=1), 0.0)
+    total = code_tot.sum()
+    weights = code_tot / total if total > 0 else np.zeros(k_code)
+    disent = float(np.sum(weights * d_code))
+
+    fac_tot = r.sum(axis=0)
+    p_fac = np.divide(r, fac_tot[None, :], out=np.zeros_like(r), where=fac_tot[None, :] > 0)
+    c_fac = np.where(fac_tot > 0, 1.0 - _normalized_entropy(p_fac, k_code, axis=0), 0.0)
+    complete = float(np.mean(c_fac))
+
+    return DCIResult(
+        disentanglement=disent,
+        completeness=complete,
+        informativeness=float("nan"),
+        importance=r,
+        disentanglement_per_code=d_code,
+        code_weights=weights,
+        completeness_per_factor=c_fac,
+        nmse_per_factor=np.full(k_factor, np.nan),
+    )
+
+
+def dci(
+    z: Any,
+    factors: Any,
+    *,
+    regressor: Literal["gbt", "lasso"] = "gbt",
+    test_size: float = 0.25,
+    seed: int = 0,
+    alpha: float = 0.01,
+    regressor_kwargs: dict[str, Any] | None = None,
+) -> DCIResult:
+    """DCI disentanglement, completeness and informativeness (Eastwood & Williams, 2018).
+
+    The points are split at random (``seed``) into a training and a test part. Codes and
+    factors are standardised with the training mean and standard deviation (constant codes
+    become zero). For every true factor a regressor is fitted on the training codes; its
+    importances form one column of ``R`` (``K_code x K_factor``):
+
+    - ``"gbt"`` (default): ``sklearn.ensemble.GradientBoostingRegressor(random_state=seed)``,
+      importances ``feature_importances_`` (each column sums to 1 unless the fit made no
+      split);
+    - ``"lasso"``: ``sklearn.linear_model.Lasso(alpha=alpha)``, importances ``|coef_|``.
+
+    Disentanglement and completeness are then computed by :func:`dci_from_importance`.
+    Informativeness is the mean over factors of the normalised MSE on the held-out test part
+    (MSE of the standardised factor, i.e. MSE / training variance; 0 is perfect, about 1
+    means the codes carry no information on the factor; lower is better).
+
+    Parameters
+    ----------
+    z : array_like or torch.Tensor
+        Learned codes, shape ``(N, K_code)`` (e.g. posterior means).
+    factors : array_like or torch.Tensor
+        True factors, shape ``(N, K_factor)`` (or ``(N,)``); none may be constant.
+    regressor : {"gbt", "lasso"}, default "gbt"
+        Regressor that defines the importances.
+    test_size : float, default 0.25
+        Fraction of the points held out for informativeness, in (0, 1).
+    seed : int, default 0
+        Seed of the train/test split and of the gradient-boosting regressor.
+    alpha : float, default 0.01
+        Lasso penalty (on standardised codes and factors); used only with ``"lasso"``.
+    regressor_kwargs : dict, optional
+        Extra keyword arguments for the regressor's constructor (e.g. ``n_estimators``).
+
+    Returns
+    -------
+    DCIResult
+
+    Notes
+    -----
+    The score is an estimate and is noisy on few points: the authors' code computed it on 16
+    points. Use at least ``DCI_RECOMMENDED_MIN_POINTS = 500`` points (a warning is issued below
+    that) and report the seed.
+
+    References
+    ----------
+    C. Eastwood and C. K. I. Williams, "A framework for the quantitative evaluation of
+    disentangled representations", ICLR 2018.
+    """
+    c = _as_2d(z, "z").astype(np.float64)
+    f = _as_2d(factors, "factors").astype(np.float64)
+    n = c.shape[0]
+    if f.shape[0] != n:
+        raise ValueError(f"z and factors need the same number of rows, got {n} and {f.shape[0]}")
+    if c.shape[1] == 0 or f.shape[1] == 0:
+        raise ValueError("z and factors need at least one column each")
+    if not (np.all(np.isfinite(c)) and np.all(np.isfinite(f))):
+        raise ValueError("z and factors must be finite")
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    n_test = int(round(test_size * n))
+    n_train = n - n_test
+    if n_test < 2 or n_train < 2:
+        raise ValueError(f"too few points ({n}) for a train/test split with test_size={test_size}")
+    if n < DCI_RECOMMENDED_MIN_POINTS:
+        warnings.warn(
+            f"DCI on {n} points is noisy; use at least {DCI_RECOMMENDED_MIN_POINTS} points",
+            UserWarning,
+            stacklevel=2,
+        )
+
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    tr, te = perm[:n_train], perm[n_train:]
+
+    c_mu, c_sd = c[tr].mean(axis=0), c[tr].std(axis=0)
+    c_sd = np.where(c_sd > 0, c_sd, 1.0)
+    f_mu, f_sd = f[tr].mean(axis=0), f[tr].std(axis=0)
+    if np.any(f_sd == 0):
+        raise ValueError("every true factor must vary on the training split (a factor is constant)")
+    cs = (c - c_mu) / c_sd
+    fs = (f - f_mu) / f_sd
+
+    kwargs = dict(regressor_kwargs or {})
+    k_code, k_factor = c.shape[1], f.shape[1]
+    r = np.zeros((k_code, k_factor))
+    nmse = np.zeros(k_factor)
+    for j in range(k_factor):
+        if regressor == "gbt":
+            from sklearn.ensemble import GradientBoostingRegressor
+
+            model = GradientBoostingRegressor(**{"random_state": seed, **kwargs})
+            model.fit(cs[tr], fs[tr, j])
+            r[:, j] = np.abs(model.feature_importances_)
+        elif regressor == "lasso":
+            from sklearn.linear_model import Lasso
+
+            model = Lasso(**{"alpha": alpha, **kwargs})
+            model.fit(cs[tr], fs[tr, j])
+            r[:, j] = np.abs(model.coef_)
+        else:
+            raise ValueError(f"regressor must be 'gbt' or 'lasso', got {regressor!r}")
+        pred = model.predict(cs[te])
+        nmse[j] = float(np.mean((fs[te, j] - pred) ** 2))
+
+    base = dci_from_importance(r)
+    return DCIResult(
+        disentanglement=base.disentanglement,
+        completeness=base.completeness,
+        informativeness=float(np.mean(nmse)),
+        importance=r,
+        disentanglement_per_code=base.disentanglement_per_code,
+        code_weights=base.code_weights,
+        completeness_per_factor=base.completeness_per_factor,
+        nmse_per_factor=nmse,
+    )

@@ -1,0 +1,72 @@
+"""Networks shared by the models, vectorised over groups and features."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def mlp(n_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:
+    """``Linear -> ReLU -> ... -> Linear``; a single linear layer when ``hidden`` is empty."""
+    dims = [n_in, *hidden, n_out]
+    layers: list[nn.Module] = []
+    for i in range(len(dims) - 1):
+        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _uniform_(t: torch.Tensor, fan_in: int) -> None:
+    bound = 1.0 / math.sqrt(fan_in)
+    nn.init.uniform_(t, -bound, bound)
+
+
+class GroupGenerators(nn.Module):
+    """One generator network per group, evaluated for all groups at once.
+
+    Group ``g`` maps its ``p`` inputs ``u_g = W^(g) z`` through its own hidden layers; output
+    ``j`` (in group ``g(j)``) is the last hidden layer of ``g(j)`` times row ``j`` of the
+    output weight. The hidden layers are batched matrix products over groups and the output
+    layer one gather, so a step has no Python loop over groups and groups may have any size.
+
+    Parameters
+    ----------
+    feature_group
+        ``(D,)`` group id of every output column.
+    p
+        Inputs per generator (rows of each ``W^(g)``).
+    hidden
+        Hidden layer widths of every generator; empty for linear generators.
+    """
+
+    def __init__(self, feature_group: torch.Tensor, p: int, hidden: Sequence[int] = ()):
+        super().__init__()
+        self.register_buffer("feature_group", torch.as_tensor(feature_group, dtype=torch.long))
+        n_groups = int(self.feature_group.max()) + 1
+        dims = [p, *hidden]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for din, dout in zip(dims[:-1], dims[1:]):
+            w = torch.empty(n_groups, din, dout)
+            b = torch.empty(n_groups, dout)
+            _uniform_(w, din)
+            _uniform_(b, din)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(b))
+        d = self.feature_group.numel()
+        self.out_weight = nn.Parameter(torch.empty(d, dims[-1]))
+        self.out_bias = nn.Parameter(torch.empty(d))
+        _uniform_(self.out_weight, dims[-1])
+        _uniform_(self.out_bias, dims[-1])
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """``u``: ``(..., G, p)`` generator inputs; returns ``(..., D)`` means."""
+        h = u
+        for w, b in zip(self.weights, self.biases):
+            h = torch.relu(torch.einsum("...gi,gio->...go", h, w) + b)
+        h = h[..., self.feature_group, :]
+        return (h * self.out_weight).sum(-1) + self.out_bias
