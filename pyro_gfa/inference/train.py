@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import pyro
 import torch
 from pyro.infer import TraceMeanField_ELBO
+from pyro.infer.util import is_validation_enabled
 from tqdm.auto import tqdm
 
 
@@ -147,6 +148,7 @@ def train(
     adam = torch.optim.Adam(others, lr=lr, foreach=True) if others else None
     prox_sgd = ProximalSGD(module, sparse_lr, sparse_momentum)
     elbo = TraceMeanField_ELBO(num_particles=num_particles)
+    validate = is_validation_enabled()
     fast = pyro_elbo is False and num_particles == 1 and hasattr(module, "loss")
     if fast:
         # The plain-torch loss is checked against the Pyro ELBO once, on the first batch.
@@ -163,12 +165,12 @@ def train(
             for b in range(0, n, batch_size):
                 idx = perm[b : b + batch_size]
                 batch = [t[idx] for t in tensors]
-                if fast:
-                    loss = module.loss(*batch)
-                else:
-                    # Validate model and guide on the first step only: validation costs
-                    # several times the arithmetic of a small model's step.
-                    with pyro.validation_enabled(step_no == 0 and pyro.is_validation_enabled()):
+                # Validate distributions on the first step only: validation costs several
+                # times the arithmetic of a small model's step.
+                with pyro.validation_enabled(step_no == 0 and validate):
+                    if fast:
+                        loss = module.loss(*batch)
+                    else:
                         loss = elbo.differentiable_loss(module.model, module.guide, *batch)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(

@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from pyro_gfa.data import Groups
+
+
+def test_sizes_index_lists_and_mapping():
+    g = Groups.from_spec([2, 1, 3])
+    assert g.n_features == 6 and g.n_groups == 3
+    np.testing.assert_array_equal(g.feature_group, [0, 0, 1, 2, 2, 2])
+    g = Groups.from_spec([[3, 0], [1, 2]])
+    np.testing.assert_array_equal(g.feature_group, [0, 1, 1, 0])
+    g = Groups.from_spec({"arm": ["a", "b"], "leg": ["c"]}, columns=["a", "c", "b"])
+    assert g.names == ("arm", "leg")
+    np.testing.assert_array_equal(g.feature_group, [0, 1, 0])
+
+
+@pytest.mark.parametrize(
+    "spec, n, match",
+    [
+        ([[0, 1], [1, 2]], 3, "more than one group"),
+        ([[0], [2]], 3, "do not cover"),
+        ([[0, 5]], 3, "outside"),
+        ([[0], []], 1, "empty"),
+        ([2, 0], None, "positive"),
+        ({"a": ["zz"]}, 1, "unknown column"),
+        ([3], 4, "do not cover"),
+    ],
+)
+def test_bad_specs(spec, n, match):
+    with pytest.raises(ValueError, match=match):
+        Groups.from_spec(spec, n)

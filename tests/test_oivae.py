@@ -1,0 +1,252 @@
+import warnings
+
+import numpy as np
+import pyro
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import TraceMeanField_ELBO
+
+import pyro_gfa as gfa
+from pyro_gfa.inference.train import check_loss
+
+GROUPS = [[0, 1, 2], [3], [4, 5]]  # variable sizes, 1 to 3 columns
+
+
+def small_module(p=2, hidden=(), theta_prior=True, prior_weight=1.0):
+    m = gfa.OIVAE(groups=GROUPS, latent_dim=3, p=p, generator_hidden=hidden, theta_prior=theta_prior)
+    mod = m._build_module()
+    mod.prior_weight = prior_weight
+    return mod
+
+
+@pytest.mark.parametrize("hidden", [(), (5, 4)])
+def test_trace_shapes(hidden):
+    mod = small_module(hidden=hidden)
+    x = torch.randn(7, 6)
+    guide_tr = poutine.trace(mod.guide).get_trace(x)
+    model_tr = poutine.trace(poutine.replay(mod.model, trace=guide_tr)).get_trace(x)
+    model_tr.compute_log_prob()
+    guide_tr.compute_log_prob()
+    assert guide_tr.nodes["z"]["value"].shape == (7, 3)
+    assert model_tr.nodes["z"]["fn"].event_shape == (3,)
+    assert model_tr.nodes["x"]["fn"].batch_shape == (7,)
+    assert model_tr.nodes["x"]["fn"].event_shape == (6,)
+    assert model_tr.nodes["x"]["log_prob"].shape == (7,)
+    assert mod.W.shape == (3, 2, 3)
+    assert mod.decode(torch.randn(4, 2, 3)).shape == (4, 2, 6)  # any leading batch dims
+
+
+def test_model_guide_pair_is_valid_pyro():
+    """Runs under validation with no warnings, and is fit by a plain Pyro SVI loop."""
+    mod = small_module()
+    x = torch.randn(20, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TraceMeanField_ELBO().differentiable_loss(mod.model, mod.guide, x)
+    elbo_module = TraceMeanField_ELBO()(mod.model, mod.guide)  # Pyro's ELBO-as-module style
+    opt = torch.optim.Adam(mod.parameters(), lr=1e-2)
+    first = elbo_module(x).item()
+    for _ in range(200):
+        opt.zero_grad()
+        loss = elbo_module(x)
+        loss.backward()
+        opt.step()
+    assert loss.item() < first
+    assert len(pyro.get_param_store()) == 0  # nothing leaks into the global param store
+
+
+@pytest.mark.parametrize("theta_prior", [True, False])
+@pytest.mark.parametrize("prior_weight", [1.0, 1 / 300])
+def test_fast_loss_equals_pyro_elbo_value_and_gradient(theta_prior, prior_weight):
+    mod = small_module(hidden=(4,), theta_prior=theta_prior, prior_weight=prior_weight)
+    x = torch.randn(9, 6)
+    grads = []
+    values = []
+    for f in (
+        lambda: TraceMeanField_ELBO().differentiable_loss(mod.model, mod.guide, x),
+        lambda: mod.loss(x),
+    ):
+        torch.manual_seed(3)
+        mod.zero_grad()
+        loss = f()
+        loss.backward()
+        values.append(loss.detach())
+        grads.append([p.grad.clone() for p in mod.parameters()])
+    torch.testing.assert_close(values[0], values[1])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+    check_loss(mod, [x])  # the trainer's own check agrees
+
+
+def test_objective_value_against_closed_form():
+    """With the posterior std -> 0 the objective is computable by hand."""
+    mod = small_module(p=1)
+    mod.std_multiplier = 0.0  # q(z|x) = N(mu(x), 1e-3^2): z is mu up to 1e-3 noise
+    x = torch.randn(5, 6, dtype=torch.float64)
+    mod = mod.double()
+    mu, s = mod.encode(x)
+    recon = torch.distributions.Normal(mod.decode(mu), mod.sigma()).log_prob(x).sum(-1)
+    kl = 0.5 * (mu.pow(2) + s.pow(2) - 1 - 2 * s.log()).sum(-1)
+    theta = sum(
+        torch.distributions.Normal(0.0, 1.0).log_prob(p).sum() for p in mod.generators.parameters()
+    )
+    lasso = -1.0 * mod.W.norm(dim=1).sum()
+    expected = -((recon - kl).mean() + theta + lasso)
+    torch.testing.assert_close(mod.loss(x), expected, rtol=1e-3, atol=1e-3)
+
+
+def test_importance_sampled_loglik_matches_exact_linear_gaussian_marginal():
+    """Linear generators make the oi-VAE linear-Gaussian: x ~ N(c, M M^T + diag(sigma^2))."""
+    X, _ = gfa.data.make_bars(256, size=4, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=4, prior=gfa.priors.NoPrior())
+    m.fit(X, epochs=60, batch_size=64, seed=0, progress=False, throttle_epochs=5)
+    mod = m.module
+    with torch.no_grad():
+        fg = mod.generators.feature_group
+        M = torch.einsum("jp,jpk->jk", mod.generators.out_weight, mod.W[fg])
+        cov = M @ M.T + torch.diag(mod.sigma() ** 2)
+        mvn = torch.distributions.MultivariateNormal(mod.generators.out_bias, cov)
+        exact = mvn.log_prob(torch.as_tensor(X[:64])).double().numpy()
+    is_ll = m.log_likelihood(X[:64], num_samples=2000).astype(np.float64)
+    elbo = m.elbo(X[:64], num_samples=200)
+    assert np.all(elbo <= exact + 0.5)  # a lower bound (up to Monte Carlo error)
+    assert np.abs(is_ll - exact).mean() < 0.05 * np.abs(exact).mean() + 0.5
+    assert is_ll.mean() >= elbo.mean()
+
+
+def test_fit_recovers_bars_structure():
+    """The paper's bars run (appendix A): one latent per row-group, exact zeros elsewhere.
+
+    About 40 s on one core: the structure emerges only after ~10,000 of the 20,000 steps.
+    """
+    X, _ = gfa.data.make_bars(2048, seed=0)
+    groups = gfa.data.bar_groups()
+    m = gfa.OIVAE(groups=groups, latent_dim=8, prior=gfa.priors.GroupLasso(1.0))
+    m.fit(X, epochs=625, batch_size=64, seed=0, progress=False)
+    L = m.loadings()
+    nz = L > 0
+    assert (nz.sum(1) == 1).all(), L  # every row-group driven by exactly one latent
+    assert (nz.sum(0) == 1).all(), L  # every latent drives exactly one row-group
+    assert (L[nz] > 0.2).all()
+    np.testing.assert_array_equal(m.support(), nz)
+    # without the prior the same data give a dense pattern
+    dense = gfa.OIVAE(groups=groups, latent_dim=8, prior=gfa.priors.NoPrior(), theta_prior=False)
+    dense.fit(X[:256], epochs=5, batch_size=64, seed=0, progress=False)
+    assert (dense.loadings() > 0).all()
+
+
+def test_estimator_outputs_shapes():
+    X, _ = gfa.data.make_bars(128, size=4, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3).fit(X, epochs=2, progress=False)
+    assert m.transform(X).shape == (128, 3)
+    assert m.reconstruct(X).shape == (128, 16)
+    assert m.sample(5, seed=1).shape == (5, 16)
+    np.testing.assert_array_equal(m.sample(5, seed=1), m.sample(5, seed=1))
+    assert m.loadings().shape == (4, 3)
+    assert m.elbo(X).shape == (128,) and m.log_likelihood(X, num_samples=5).shape == (128,)
+    assert [h["epoch"] for h in m.history_] == [0, 1]
+    assert all(np.isfinite(h["loss"]) for h in m.history_)
+
+
+def test_same_seed_same_fit_and_fits_share_no_state():
+    X, _ = gfa.data.make_bars(128, size=4, seed=0)
+    prior = gfa.priors.GroupLasso(1.0)
+    a = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3, prior=prior)
+    b = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3, prior=prior)
+    a.fit(X, epochs=3, seed=5, progress=False)
+    b.fit(X, epochs=3, seed=5, progress=False)
+    np.testing.assert_array_equal(a.loadings(), b.loadings())
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    assert a.module.prior is not b.module.prior and a.module.prior is not prior
+    assert len(pyro.get_param_store()) == 0
+    c = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3).fit(X, epochs=3, seed=6, progress=False)
+    assert not np.array_equal(a.loadings(), c.loadings())
+    # the caller's RNG is not touched by a seeded fit
+    torch.manual_seed(0)
+    before = torch.rand(1)
+    torch.manual_seed(0)
+    a.fit(X, epochs=1, seed=1, progress=False)
+    assert torch.rand(1) == before
+
+
+def test_interrupted_fit_keeps_the_model():
+    X, _ = gfa.data.make_bars(128, size=4, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
+
+    def interrupt(epoch, record):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.warns(UserWarning, match="interrupted"):
+        m.fit(X, epochs=10, progress=False, callback=interrupt)
+    assert len(m.history_) == 3
+    assert m.transform(X).shape == (128, 3)
+
+
+def test_non_finite_objective_fails_clearly_and_keeps_history():
+    X, _ = gfa.data.make_bars(128, size=4, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
+
+    def corrupt(epoch, record):
+        if epoch == 1:
+            with torch.no_grad():
+                m.module.log_sigma.fill_(float("nan"))
+
+    with pytest.raises(FloatingPointError, match="epoch 2"):
+        m.fit(X, epochs=10, progress=False, callback=corrupt)
+    assert len(m.history_) == 2 and m.module is not None
+
+
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        (dict(groups=[[0, 1], [2]], latent_dim=2, n_features=4), ValueError, "cover"),
+        (dict(groups=[[0, 1], [1, 2, 3]], latent_dim=2), ValueError, "more than one"),
+        (dict(groups=[2, 2], latent_dim=0), ValueError, "latent_dim"),
+        (dict(groups=[2, 2], latent_dim=-3), ValueError, "latent_dim"),
+        (dict(groups=[2, 2], latent_dim=2.5), ValueError, "latent_dim"),
+        (dict(groups=[2, 2], latent_dim=2, prior="lasso"), TypeError, "prior"),
+        (dict(groups=[2, 2], latent_dim=2, p=0), ValueError, "p must"),
+        (dict(groups=[2, 2], latent_dim=2, prior_scale="x"), ValueError, "prior_scale"),
+    ],
+)
+def test_bad_construction(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        gfa.OIVAE(**kwargs)
+
+
+def test_negative_lambda():
+    with pytest.raises(ValueError, match="lam"):
+        gfa.OIVAE(groups=[2, 2], latent_dim=2, prior=gfa.priors.GroupLasso(-1.0))
+
+
+def test_bad_data():
+    m = gfa.OIVAE(groups=[2, 2], latent_dim=2)
+    X = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite.*row 3, column 1"):
+        m.fit(bad, epochs=1, progress=False)
+    bad[3, 1] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        m.fit(bad, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="5 columns but the model expects 4"):
+        m.fit(np.zeros((3, 5)), epochs=1, progress=False)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        m.transform(X)
+    m.fit(X, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="3 columns but the model expects 4"):
+        m.transform(X[:, :3])
+    with pytest.raises(ValueError, match="2-d"):
+        m.transform(X[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_fit_matches_cpu_shapes():
+    X, _ = gfa.data.make_bars(256, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=8)
+    m.fit(X, epochs=3, device="cuda", progress=False)
+    assert m.device.type == "cuda"
+    assert m.transform(X).shape == (256, 8)
+    assert np.isfinite(m.log_likelihood(X[:32], num_samples=10)).all()
