@@ -1,0 +1,323 @@
+"""The ablation runner: one config file, a grid of data x models x priors x seeds.
+
+A config (TOML) names the data, the runs (model + prior + parameters, each with an
+optional hyperparameter grid), the seeds and the fit settings::
+
+    name = "ssl_vs_horseshoe"
+    seeds = [0, 1, 2]
+
+    [data]
+    name = "sparse_synthetic"        # see DATA: bars, sparse_synthetic, csv
+    n = 1000
+    grid = { rho = [0.0, 0.4, 0.8] } # data parameters to sweep
+
+    [fit]
+    epochs = 200
+
+    [[runs]]
+    label = "SSL"
+    model = "sparse_vae"             # see MODELS
+    model_params = { latent_dim = 5 }
+    prior = "ssl"                    # see PRIORS
+    prior_params = { lambda0 = 10.0, lambda1 = 1.0 }
+    grid = { "prior.lambda0" = [5.0, 10.0] }   # optional: "model.*", "prior.*", "fit.*"
+
+:func:`run_ablation` writes ``runs.csv`` (one row per run, appended as each run ends),
+``summary.md`` (mean and standard deviation per setting) and one PNG per metric to the
+output folder. A run whose key is already in ``runs.csv`` is not run again, so an
+interrupted grid resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+import math
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import metrics, priors
+from .data.bars import bar_groups, make_bars
+from .data.synthetic_sparse import make_sparse_vae_data
+
+
+@dataclass
+class Dataset:
+    X: np.ndarray
+    X_test: np.ndarray
+    groups: Any = None
+    Z_test: np.ndarray | None = None
+    W_true: np.ndarray | None = None
+
+
+def _bars(n: int = 2048, n_test: int = 2048, size: int = 8, seed: int = 0, **kw) -> Dataset:
+    X, _ = make_bars(n, size=size, seed=seed, **kw)
+    Xt, rows = make_bars(n_test, size=size, seed=seed + 10_000, **kw)
+    return Dataset(X, Xt, groups=bar_groups(size), W_true=np.eye(size, dtype=bool))
+
+
+def _sparse_synthetic(n: int = 1000, n_test: int = 1000, rho: float = 0.0, seed: int = 0, **kw):
+    tr = make_sparse_vae_data(n=n, rho=rho, seed=seed, **kw)
+    te = make_sparse_vae_data(n=n_test, rho=rho, seed=seed + 10_000, **kw)
+    return Dataset(tr.X, te.X, Z_test=te.Z, W_true=tr.W_true)
+
+
+def _csv(path: str, test_fraction: float = 0.2, seed: int = 0, groups=None) -> Dataset:
+    X = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+    idx = np.random.default_rng(seed).permutation(len(X))
+    n_test = int(round(test_fraction * len(X)))
+    return Dataset(X[idx[n_test:]], X[idx[:n_test]], groups=groups)
+
+
+DATA: dict[str, Callable[..., Dataset]] = {
+    "bars": _bars,
+    "sparse_synthetic": _sparse_synthetic,
+    "csv": _csv,
+}
+
+
+def _model_classes() -> dict[str, Callable]:
+    from . import models
+
+    def grouped(cls):
+        return lambda data, **p: cls(groups=p.pop("groups", data.groups), **p)
+
+    def featured(**fixed):
+        return lambda data, **p: models.SparseVAE(n_features=data.X.shape[1], **fixed, **p)
+
+    return {
+        "oivae": grouped(models.OIVAE),
+        "factvae": grouped(models.FactVAE),
+        "sparse_vae": featured(),
+        "vae": featured(mask=False),
+    }
+
+
+PRIORS: dict[str, Callable[..., priors.Prior]] = {
+    "none": priors.NoPrior,
+    "lasso": priors.Lasso,
+    "group_lasso": priors.GroupLasso,
+    "ssl": priors.SpikeSlabLasso,
+    "horseshoe": priors.Horseshoe,
+}
+
+METRICS = ("test_mse", "test_nll", "dci_disentanglement", "support_f1", "n_active", "fit_s")
+
+
+def _pick(registry: dict, name: str, kind: str):
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+def expand(config: dict) -> list[dict]:
+    """All runs of a config: one dict per (data setting, run, grid point, seed)."""
+    for key in ("data", "runs"):
+        if key not in config:
+            raise ValueError(f"the config has no [{key}] section")
+    data = dict(config["data"])
+    data_name = data.pop("name", None)
+    if data_name is None:
+        raise ValueError("[data] needs a name")
+    _pick(DATA, data_name, "data set")
+    models = _model_classes()
+    data_grid = data.pop("grid", {})
+    seeds = config.get("seeds", [0])
+    fit = dict(config.get("fit", {}))
+    out = []
+    for data_point in _grid(data_grid):
+        for run in config["runs"]:
+            _pick(models, run.get("model", ""), "model")
+            _pick(PRIORS, run.get("prior", "none"), "prior")
+            for point in _grid(run.get("grid", {})):
+                spec = {
+                    "label": run.get("label", f"{run['model']}/{run.get('prior', 'none')}"),
+                    "data": data_name,
+                    "data_params": {**data, **data_point},
+                    "model": run["model"],
+                    "model_params": dict(run.get("model_params", {})),
+                    "prior": run.get("prior", "none"),
+                    "prior_params": dict(run.get("prior_params", {})),
+                    "fit": {**fit, **run.get("fit", {})},
+                }
+                for dotted, value in point.items():
+                    section, _, key = dotted.partition(".")
+                    target = {"model": "model_params", "prior": "prior_params", "fit": "fit"}
+                    if section not in target or not key:
+                        raise ValueError(
+                            f"grid key {dotted!r} must start with 'model.', 'prior.' or 'fit.'"
+                        )
+                    spec[target[section]][key] = value
+                spec["grid"] = point
+                for seed in seeds:
+                    s = dict(spec, seed=seed)
+                    s["key"] = hashlib.sha1(
+                        json.dumps(s, sort_keys=True, default=str).encode()
+                    ).hexdigest()[:16]
+                    out.append(s)
+    return out
+
+
+def _grid(grid: dict) -> list[dict]:
+    keys = list(grid)
+    return [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
+
+
+def run_one(spec: dict, progress: bool = False) -> dict:
+    """Fit one model and compute its metrics."""
+    data = DATA[spec["data"]](**spec["data_params"], seed=spec["seed"])
+    prior = PRIORS[spec["prior"]](**spec["prior_params"])
+    model = _model_classes()[spec["model"]](data, prior=prior, **spec["model_params"])
+    t0 = time.perf_counter()
+    model.fit(data.X, seed=spec["seed"], progress=progress, **spec["fit"])
+    row = {"fit_s": time.perf_counter() - t0}
+    row["test_mse"] = metrics.mse(data.X_test, model.reconstruct(data.X_test))
+    row["test_nll"] = float(-model.log_likelihood(data.X_test, num_samples=50).mean())
+    support = model.support()
+    row["n_active"] = int(support.sum())
+    if data.Z_test is not None:
+        z = model.transform(data.X_test)
+        row["dci_disentanglement"] = metrics.dci(z, data.Z_test, seed=spec["seed"]).disentanglement
+    if data.W_true is not None and support.shape[0] == data.W_true.shape[0]:
+        row["support_f1"] = metrics.support_f1(support, data.W_true).f1
+    return row
+
+
+def run_ablation(
+    config: dict | str | Path, out: str | Path | None = None, progress: bool = True
+) -> list[dict]:
+    """Run every run of ``config`` not yet in ``out/runs.csv``; write the summary and plots.
+
+    Parameters
+    ----------
+    config
+        A config dict or the path of a TOML file (see the module docstring).
+    out
+        Output folder (default ``results/ablation/<name>``).
+    progress
+        Show a progress bar over the runs.
+
+    Returns
+    -------
+    list of dict
+        Every row of ``runs.csv`` (earlier runs included).
+    """
+    if not isinstance(config, dict):
+        with open(config, "rb") as f:
+            config = tomllib.load(f)
+    out = Path(out or Path("results/ablation") / config.get("name", "ablation"))
+    out.mkdir(parents=True, exist_ok=True)
+    specs = expand(config)
+    path = out / "runs.csv"
+    done = {r["key"] for r in _read(path)}
+    todo = [s for s in specs if s["key"] not in done]
+    fields = ["key", "label", "seed", "data", "model", "prior", "setting", *METRICS]
+    for spec in tqdm(todo, disable=not progress, desc="ablation"):
+        row = run_one(spec)
+        setting = {**spec["data_params"], **spec["grid"]}
+        row.update(
+            key=spec["key"],
+            label=spec["label"],
+            seed=spec["seed"],
+            data=spec["data"],
+            model=spec["model"],
+            prior=spec["prior"],
+            setting=json.dumps(setting, sort_keys=True),
+        )
+        new = not path.exists()
+        with open(path, "a", newline="") as f:  # one row as each run ends: resumable
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+    rows = _read(path)
+    keys = {s["key"] for s in specs}
+    rows = [r for r in rows if r["key"] in keys]
+    (out / "summary.md").write_text(summarise(rows))
+    plot(rows, out)
+    return rows
+
+
+def _read(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _stats(rows: list[dict]) -> dict[tuple[str, str], dict[str, tuple[float, float, int]]]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["setting"], r["label"]), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        out[key] = {}
+        for m in METRICS:
+            vals = [float(r[m]) for r in rs if r.get(m) not in (None, "")]
+            if vals:
+                sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
+                out[key][m] = (float(np.mean(vals)), sd, len(vals))
+    return out
+
+
+def summarise(rows: list[dict]) -> str:
+    """Markdown table: mean +- sd (n) of every metric per setting and label."""
+    stats = _stats(rows)
+    present = [m for m in METRICS if any(m in v for v in stats.values())]
+    lines = [
+        "| setting | run | " + " | ".join(present) + " |",
+        "|" + "---|" * (2 + len(present)),
+    ]
+    for (setting, label), st in sorted(stats.items()):
+        cells = [
+            f"{st[m][0]:.4g} ± {st[m][1]:.2g} ({st[m][2]})" if m in st else "-" for m in present
+        ]
+        lines.append(f"| {setting} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], out: Path) -> None:
+    """One PNG per metric: mean +- sd against the swept setting, one line per run label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stats = _stats(rows)
+    settings = sorted({s for s, _ in stats})
+    labels = sorted({lab for _, lab in stats})
+    parsed = [json.loads(s) for s in settings]
+    varying = [k for k in parsed[0] if len({json.dumps(p.get(k)) for p in parsed}) > 1]
+    xkey = varying[0] if len(varying) == 1 else None
+    for m in METRICS:
+        if not any(m in v for v in stats.values()):
+            continue
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for j, lab in enumerate(labels):
+            pts = [(i, s) for i, s in enumerate(settings) if m in stats.get((s, lab), {})]
+            if not pts:
+                continue
+            xs = [parsed[i][xkey] if xkey else i for i, _ in pts]
+            mean = np.array([stats[(s, lab)][m][0] for _, s in pts])
+            sd = np.nan_to_num(np.array([stats[(s, lab)][m][1] for _, s in pts]))
+            offset = 0 if xkey else (j - (len(labels) - 1) / 2) * 0.8 / len(labels)
+            ax.errorbar(
+                np.asarray(xs, float) + offset, mean, yerr=sd, marker="o", capsize=3, label=lab
+            )
+        ax.set_xlabel(xkey or "setting")
+        if not xkey:
+            ax.set_xticks(range(len(settings)), [s[:30] for s in settings], rotation=30, fontsize=6)
+        ax.set_ylabel(m)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / f"{m}.png", dpi=110)
+        plt.close(fig)
