@@ -64,7 +64,7 @@ def test_runs_writes_table_and_resumes_after_interruption(tmp_path, monkeypatch)
     [
         (
             {"runs": [{"model": "ovae"}]},
-            "unknown model 'ovae'; valid names: factvae, oivae, sparse_vae, vae",
+            "unknown model .ovae.; valid names: factvae, lda, nmf, oivae, sparse_vae, vae",
         ),
         (
             {"runs": [{"model": "oivae", "prior": "laplace"}]},
@@ -90,3 +90,21 @@ def test_toml_file(tmp_path):
     )
     rows = ablation.run_ablation(path, out=tmp_path / "o", progress=False)
     assert len(rows) == 1 and float(rows[0]["test_mse"]) > 0
+
+
+def test_cli_ablate_and_bad_name(tmp_path, capsys):
+    from pyro_gfa.cli import main
+
+    good = tmp_path / "c.toml"
+    good.write_text(
+        'name = "x"\nseeds = [0]\n[data]\nname = "bars"\nn = 64\nn_test = 64\nsize = 4\n'
+        '[fit]\nepochs = 1\n[[runs]]\nmodel = "oivae"\nmodel_params = { latent_dim = 2 }\n'
+    )
+    assert main(["ablate", str(good), "--out", str(tmp_path / "o"), "-q"]) == 0
+    assert (tmp_path / "o" / "summary.md").exists()
+    bad = tmp_path / "b.toml"
+    bad.write_text(good.read_text().replace('"oivae"', '"oi-vae"'))
+    with pytest.raises(SystemExit) as e:
+        main(["ablate", str(bad), "-q"])
+    assert e.value.code == 2
+    assert "valid names: factvae, lda, nmf, oivae" in capsys.readouterr().err

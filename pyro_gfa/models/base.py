@@ -17,12 +17,18 @@ values of ``lam`` are on the first scale. The per-row quantities (``elbo``,
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..data.groups import Groups
 from ..inference import elbo_rows, expected_log_lik_rows, log_likelihood_rows, train
 from ..priors import NoPrior, Prior, cell_norms
 
@@ -68,6 +74,10 @@ def check_matrix(X: Any, n_features: int | None, *, name: str = "X") -> np.ndarr
 
     Accepts numpy arrays, torch tensors and pandas DataFrames.
     """
+    if _is_anndata(X):
+        X = X.X
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):  # scipy.sparse
+        X = X.toarray()
     if hasattr(X, "to_numpy") and hasattr(X, "columns"):
         X = X.to_numpy()
     elif isinstance(X, torch.Tensor):
@@ -92,6 +102,173 @@ def check_matrix(X: Any, n_features: int | None, *, name: str = "X") -> np.ndarr
     return X
 
 
+def _is_anndata(X: Any) -> bool:
+    """Duck-typed test for an ``anndata.AnnData`` (the package is optional)."""
+    return all(hasattr(X, a) for a in ("obs", "var", "var_names", "layers", "X"))
+
+
+def feature_names_of(X: Any) -> tuple[str, ...] | None:
+    """Column names of a DataFrame (``"a/b"`` for a two-level column index) or AnnData.
+
+    Returns ``None`` for arrays and tensors.
+    """
+    if _is_anndata(X):
+        return tuple(str(c) for c in X.var_names)
+    cols = getattr(X, "columns", None)
+    if cols is None or not hasattr(X, "to_numpy"):
+        return None
+    return tuple("/".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in cols)
+
+
+def _init_recorder(init: Callable) -> Callable:
+    """Wrap a subclass ``__init__`` so the outermost call records its bound arguments."""
+    sig = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        if type(self).__init__ is wrapper:
+            bound = sig.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            cfg = dict(bound.arguments)
+            cfg.pop("self", None)
+            for name, param in sig.parameters.items():
+                if param.kind is inspect.Parameter.VAR_KEYWORD:
+                    cfg.update(cfg.pop(name, {}))
+                elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+                    cfg.pop(name, None)
+            self._init_config = cfg
+        init(self, *args, **kwargs)
+
+    wrapper._records_init = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _fit_recorder(fit: Callable) -> Callable:
+    """Wrap a subclass ``fit`` so the names of the data of the outermost call are kept,
+    even when the subclass converts ``X`` to an array before calling ``Estimator.fit``."""
+
+    @functools.wraps(fit)
+    def wrapper(self, X, *args, **kwargs):
+        outer = "_fit_names" not in self.__dict__
+        if outer:
+            self.__dict__["_fit_names"] = feature_names_of(X)
+        try:
+            return fit(self, X, *args, **kwargs)
+        finally:
+            if outer:
+                self.__dict__.pop("_fit_names", None)
+
+    wrapper._records_fit = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+class EarlyStopping:
+    """A ``fit`` callback that scores held-out data and stops when it stops improving.
+
+    Every ``every`` epochs it computes the mean held-out ELBO per row (``num_samples``
+    draws, under a fixed seed and without touching the training RNG), writes it to the
+    epoch's history record as ``"val_elbo"``, remembers the parameters of the best
+    epoch and returns ``True`` (stop) after ``patience`` evaluations without an
+    improvement larger than ``min_delta``. :meth:`restore` puts the best parameters back.
+
+    Parameters
+    ----------
+    estimator
+        The estimator being fitted (its ``module`` is read at every call).
+    X_val
+        Held-out rows (any input ``fit`` accepts).
+    patience
+        Evaluations without improvement before stopping; ``None`` never stops (the
+        held-out ELBO is only recorded).
+    every, num_samples, min_delta, seed
+        Evaluation period (epochs), Monte Carlo draws per row, the smallest improvement
+        that counts, and the seed of the evaluation draws.
+    """
+
+    def __init__(
+        self,
+        estimator: Estimator,
+        X_val: Any,
+        patience: int | None = 10,
+        every: int = 1,
+        num_samples: int = 1,
+        min_delta: float = 0.0,
+        seed: int = 0,
+    ):
+        if patience is not None and patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {patience}")
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.estimator = estimator
+        self.X_val = X_val
+        self.patience, self.every, self.num_samples = patience, every, num_samples
+        self.min_delta, self.seed = min_delta, seed
+        self.best = -math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad = 0
+
+    def __call__(self, epoch: int, record: dict) -> bool:
+        if (epoch + 1) % self.every:
+            return False
+        est = self.estimator
+        m = est._fitted()
+        was_training = m.training
+        multiplier = m.std_multiplier
+        m.eval()
+        m.std_multiplier = 1.0
+        try:
+            value = float(np.mean(est.elbo(self.X_val, self.num_samples, seed=self.seed)))
+        finally:
+            m.std_multiplier = multiplier
+            m.train(was_training)
+        record["val_elbo"] = value
+        if value > self.best + self.min_delta or self.best_state is None:
+            self.best, self.best_epoch, self.bad = value, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in m.state_dict().items()}
+            return False
+        self.bad += 1
+        return self.patience is not None and self.bad >= self.patience
+
+    def restore(self) -> None:
+        """Load the parameters of the best epoch back into the model."""
+        if self.best_state is not None:
+            self.estimator._fitted().load_state_dict(self.best_state)
+
+
+class Checkpoint:
+    """A ``fit`` callback that saves the estimator every ``every`` epochs.
+
+    The file is written with :meth:`Estimator.save` (to a temporary name, then moved),
+    so a crash never leaves a half-written checkpoint; load it with
+    :func:`pyro_gfa.load`.
+
+    Parameters
+    ----------
+    estimator
+        The estimator being fitted.
+    path
+        Directory or ``.zip`` file to (over)write.
+    every
+        Period in epochs.
+    """
+
+    def __init__(self, estimator: Estimator, path: str | Path, every: int = 10):
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.estimator, self.path, self.every = estimator, Path(path), every
+
+    def __call__(self, epoch: int, record: dict) -> bool:
+        if (epoch + 1) % self.every == 0:
+            self.save()
+        return False
+
+    def save(self) -> None:
+        from ..io import save
+
+        save(self.estimator, self.path)
+
+
 class Estimator:
     """Estimator-level API shared by the models (fit, transform, loadings, ...).
 
@@ -106,6 +283,82 @@ class Estimator:
     default_lr: float = 1e-2
     default_sparse_lr: float = 1e-4
     default_sparse_momentum: float = 0.99
+
+    #: column names of the data seen by ``fit`` (DataFrame or AnnData input), else ``None``
+    feature_names_: tuple[str, ...] | None = None
+    #: epoch of the best held-out ELBO when ``fit`` had ``validation_data``
+    best_epoch_: int | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_records_init", False):
+            cls.__init__ = _init_recorder(init)
+        fit = cls.__dict__.get("fit")
+        if fit is not None and not getattr(fit, "_records_fit", False):
+            cls.fit = _fit_recorder(fit)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments of this estimator, as passed (defaults filled in).
+
+        ``type(m)(**m.get_config())`` builds an unfitted copy; :func:`pyro_gfa.save`
+        stores this (encoded as JSON) to rebuild the estimator.
+        """
+        cfg = getattr(self, "_init_config", None)
+        if cfg is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not record its constructor arguments"
+            )
+        cfg = dict(cfg)
+        # the resolved forms, which carry names and defaults (e.g. Groups, the prior)
+        for name in cfg:
+            value = getattr(self, name, None)
+            if isinstance(value, (Groups, Prior)):
+                cfg[name] = value
+        return cfg
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of the columns: those of the fitted DataFrame, else ``x0, x1, ...``."""
+        if self.feature_names_ is not None:
+            return tuple(self.feature_names_)
+        return tuple(f"x{j}" for j in range(self.n_features))
+
+    @property
+    def unit_names(self) -> tuple[str, ...]:
+        """Names of the rows of :meth:`loadings`: group names, or feature names."""
+        names = getattr(self, "group_names", None)
+        if names is not None:
+            return tuple(names)
+        return self.feature_names
+
+    @property
+    def unit_kind(self) -> str:
+        """``"group"`` when the rows of :meth:`loadings` are groups, else ``"feature"``."""
+        return "group" if getattr(self, "group_names", None) is not None else "feature"
+
+    def loadings_frame(self):
+        """:meth:`loadings` as a ``pandas.DataFrame`` (rows: groups or features, columns
+        ``z0, z1, ...``)."""
+        import pandas as pd
+
+        L = self.loadings()
+        return pd.DataFrame(
+            L, index=list(self.unit_names), columns=[f"z{k}" for k in range(L.shape[1])]
+        )
+
+    def to_arviz(self, X, num_samples: int = 100, seed: int | None = 0, **kwargs):
+        """ArviZ ``InferenceData`` of the fit on ``X``; see :func:`pyro_gfa.export.to_arviz`."""
+        from ..export import to_arviz
+
+        return to_arviz(self, X, num_samples=num_samples, seed=seed, **kwargs)
+
+    def save(self, path: str | Path) -> Path:
+        """Save the fitted model to a directory or a ``.zip`` file; see
+        :func:`pyro_gfa.io.save` (load it with :func:`pyro_gfa.load`)."""
+        from ..io import save
+
+        return save(self, path)
 
     def __init__(self, latent_dim: int, prior: Prior | None, prior_scale: str):
         if not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
@@ -149,6 +402,13 @@ class Estimator:
         std_throttle: float = 0.1,
         num_particles: int = 1,
         callback=None,
+        validation_data=None,
+        patience: int | None = None,
+        eval_every: int = 1,
+        restore_best: bool = True,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 10,
+        pyro_elbo: bool = False,
     ):
         """Fit the model to ``X`` (rows are observations), starting from a fresh initialisation.
 
@@ -178,12 +438,53 @@ class Estimator:
             Draws of ``z`` per row in each ELBO estimate.
         callback
             ``callback(epoch, record) -> bool``; returning ``True`` stops the fit.
+        pyro_elbo
+            Run Pyro's ``TraceMeanField_ELBO`` on model/guide at every step instead of the
+            model's equivalent plain-torch loss (slower; same objective).
+        validation_data
+            Held-out rows: their mean ELBO per row is recorded as ``"val_elbo"`` in
+            ``history_`` every ``eval_every`` epochs (see :class:`EarlyStopping`).
+        patience
+            With ``validation_data``: stop after this many evaluations without an
+            improvement (``None``: never stop early).
+        eval_every
+            Epochs between held-out evaluations.
+        restore_best
+            With ``validation_data``: end with the parameters of the best held-out
+            ELBO (its epoch is ``best_epoch_``).
+        checkpoint
+            Directory or ``.zip`` path: the model is saved there every
+            ``checkpoint_every`` epochs and at the end (:class:`Checkpoint`).
+        checkpoint_every
+            Epochs between checkpoints.
 
         Returns
         -------
         self
+
+        Notes
+        -----
+        An interrupted fit (Ctrl-C) returns the model as it stood, with its history.
         """
+        names = self.__dict__.get("_fit_names", feature_names_of(X))
         X = self._check(X)
+        callbacks = [] if callback is None else [callback]
+        stopper = None
+        if validation_data is not None:
+            stopper = EarlyStopping(self, validation_data, patience=patience, every=eval_every)
+            callbacks.insert(0, stopper)
+        saver = None if checkpoint is None else Checkpoint(self, checkpoint, checkpoint_every)
+        if saver is not None:
+            callbacks.append(saver)
+        if callbacks:
+
+            def callback(epoch, record):
+                # every callback runs, so the record and checkpoints stay complete
+                stops = [bool(cb(epoch, record)) for cb in callbacks]
+                return any(stops)
+
+        self.feature_names_ = names
+        self.best_epoch_ = None
         dev = resolve_device(device)
         with seeded(seed, dev):
             self.module = self._build_module().to(dev)
@@ -205,7 +506,14 @@ class Estimator:
                 progress=progress,
                 callback=callback,
                 history=self.history_,
+                pyro_elbo=pyro_elbo,
             )
+        if stopper is not None:
+            self.best_epoch_ = stopper.best_epoch
+            if restore_best:
+                stopper.restore()
+        if saver is not None:
+            saver.save()
         return self
 
     # -- results ------------------------------------------------------------------------

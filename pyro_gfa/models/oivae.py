@@ -190,3 +190,18 @@ class OIVAE(Estimator):
     @property
     def group_names(self) -> tuple[str, ...]:
         return self.groups.names
+
+    def _check(self, X):
+        # The oi-VAE's single encoder needs every column; point users with missing groups
+        # to the factVAE (same generators, per-group encoders).
+        from .base import check_matrix
+
+        try:
+            return check_matrix(X, self.n_features)
+        except ValueError as e:
+            if "NaN" not in str(e):
+                raise
+            raise ValueError(
+                f"{e}. For rows with missing groups use pyro_gfa.FactVAE (the oi-VAE's"
+                " generators with one encoder per group; NaN marks an unobserved group)"
+            ) from None

@@ -1,0 +1,165 @@
+"""Speed and memory of one Sparse VAE training step: vectorised decoder vs the per-feature loop.
+
+The paper's text setting (PeerRead): ``G = 500`` features, ``K = 20``, hidden 3 x 100, batch
+100, Gaussian likelihood. One step is the trainer's step: the plain-torch loss, backward,
+Adam on the networks, proximal SGD + EM on ``W``. Variants, each timed in its own
+subprocess (so peak memory is its own):
+
+- ``vectorised``: all features in one ``(B, G, H)`` pass (the default decoder);
+- ``chunked``: the same in feature chunks of 100 with activation checkpointing
+  (what the decoder does when ``B x G x H`` exceeds ``max_elements``);
+- ``loop``: the naive loop over features (``SparseDecoder.forward_loop``, ``G`` passes).
+
+Writes ``results/sparse_decoder_speed/speed.csv``, ``speed.md`` and ``speed.png`` and prints
+the table. ``--device cuda`` runs the same on a GPU (peak memory from
+``torch.cuda.max_memory_allocated``).
+
+Usage::
+
+    python benchmarks/speed_sparse_decoder.py [--steps 10] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+G, K, HIDDEN, BATCH = 500, 20, (100, 100, 100), 100
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker(variant: str, steps: int, device: str, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    import pyro_gfa as gfa
+    from pyro_gfa.inference.train import ProximalSGD
+
+    dev = torch.device(device)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, G)).astype(np.float32)
+    est = gfa.SparseVAE(n_features=G, latent_dim=K, hidden=HIDDEN)
+    if variant == "chunked":
+        est.max_elements = BATCH * 100 * max(HIDDEN)
+    est._fit_data = X
+    torch.manual_seed(0)
+    module = est._build_module().to(dev)
+    module.prior_weight = 1.0 / X.shape[0]
+    if variant == "loop":
+        module.decoder.forward = module.decoder.forward_loop
+    x = torch.as_tensor(X[:BATCH], device=dev)
+    others = [p for p in module.parameters() if p is not module.W and p.requires_grad]
+    adam = torch.optim.Adam(others, lr=1e-2, foreach=True)
+    prox = ProximalSGD(module, 0.3, 0.9)
+
+    def step():
+        loss = module.loss(x)
+        adam.zero_grad(set_to_none=True)
+        module.W.grad = None
+        loss.backward()
+        adam.step()
+        prox.step()
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    base_rss = _peak_rss_mib()
+    for _ in range(2):
+        step()
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    out = {
+        "variant": variant,
+        "device": device,
+        "step_ms": 1e3 * statistics.median(times),
+        "step_ms_min": 1e3 * min(times),
+        "peak_rss_mib": _peak_rss_mib(),
+        "rss_growth_mib": _peak_rss_mib() - base_rss,
+    }
+    if dev.type == "cuda":
+        out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--variants", nargs="+", default=["vectorised", "chunked", "loop"])
+    p.add_argument("--out", type=Path, default=Path("results/sparse_decoder_speed"))
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.steps, args.device, args.threads)))
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for v in args.variants:
+        cmd = [sys.executable, __file__, "--worker", v, "--steps", str(args.steps)]
+        cmd += ["--device", args.device, "--threads", str(args.threads)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    loop = next((r for r in rows if r["variant"] == "loop"), None)
+    for r in rows:
+        r["speedup_vs_loop"] = loop["step_ms"] / r["step_ms"] if loop else float("nan")
+    keys = list(rows[0].keys())
+    with open(args.out / f"speed_{args.device}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, keys)
+        w.writeheader()
+        w.writerows(rows)
+    lines = [
+        f"G={G}, K={K}, hidden={HIDDEN}, batch={BATCH}, device={args.device},"
+        f" threads={args.threads}, median of {args.steps} steps",
+        "",
+        "| decoder | step (ms, median) | step (ms, min) | peak RSS (MiB) | speed-up vs loop |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['step_ms']:.1f} | {r['step_ms_min']:.1f} |"
+            f" {r['peak_rss_mib']:.0f} | {r['speedup_vs_loop']:.1f}x |"
+        )
+    table = "\n".join(lines)
+    (args.out / f"speed_{args.device}.md").write_text(table + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    names = [r["variant"] for r in rows]
+    ax[0].bar(names, [r["step_ms"] for r in rows], color="C0")
+    ax[0].set_ylabel("ms per training step")
+    ax[0].set_yscale("log")
+    ax[1].bar(names, [r["peak_rss_mib"] for r in rows], color="C1")
+    ax[1].set_ylabel("peak resident memory (MiB)")
+    fig.suptitle(f"Sparse VAE step, G={G}, K={K}, hidden 3x100, batch {BATCH} ({args.device})")
+    fig.tight_layout()
+    fig.savefig(args.out / f"speed_{args.device}.png", dpi=120)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Linear baselines through scikit-learn behind the library's fit/transform API: NMF and LDA.
+
+They are not Pyro models; they share the estimator surface that comparisons use
+(``fit``, ``transform``, ``loadings``, ``support``, ``reconstruct``) so that a benchmark or
+the ablation runner can put them in the same table as the deep models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.decomposition import NMF as _SkNMF
+from sklearn.decomposition import LatentDirichletAllocation
+
+from .base import check_matrix
+
+
+class _Linear:
+    n_features: int | None = None
+
+    def __init__(self, latent_dim: int, **kwargs):
+        if not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
+            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        self.latent_dim = int(latent_dim)
+        self.kwargs = kwargs
+        self.estimator_ = None
+
+    def _check(self, X) -> np.ndarray:
+        X = check_matrix(X, self.n_features)
+        if (X < 0).any():
+            raise ValueError(
+                f"{type(self).__name__} needs non-negative data; X has negative values"
+            )
+        return X
+
+    def _fitted(self):
+        if self.estimator_ is None:
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit(X) first")
+        return self.estimator_
+
+    def fit(self, X, seed: int | None = 0, progress: bool = False, **_ignored):
+        """Fit to ``X`` (rows are observations). ``progress`` and other options of the deep
+        models' ``fit`` are accepted and ignored, so the same call fits every model."""
+        X = self._check(X)
+        self.n_features = X.shape[1]
+        self.estimator_ = self._make(seed).fit(X)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """``(N, K)`` factor scores of the rows of ``X``."""
+        return self._fitted().transform(self._check(X))
+
+    def loadings(self) -> np.ndarray:
+        """``(n_features, K)`` non-negative loadings."""
+        return self._fitted().components_.T.copy()
+
+    def support(self) -> np.ndarray:
+        """``(n_features, K)``: the loadings that are not exactly zero."""
+        return self.loadings() > 0
+
+
+class NMF(_Linear):
+    """Non-negative matrix factorisation, ``X ~ Z H`` (scikit-learn ``NMF``).
+
+    Extra keyword arguments go to :class:`sklearn.decomposition.NMF` (e.g.
+    ``beta_loss="kullback-leibler", solver="mu"`` for count data).
+    """
+
+    def _make(self, seed):
+        kw = {"init": "nndsvda", "max_iter": 500, **self.kwargs}
+        return _SkNMF(n_components=self.latent_dim, random_state=seed, **kw)
+
+    def reconstruct(self, X) -> np.ndarray:
+        return self.transform(X) @ self._fitted().components_
+
+
+class LDA(_Linear):
+    """Latent Dirichlet allocation for count data (scikit-learn, variational Bayes).
+
+    ``transform`` gives the topic proportions of each document; ``loadings`` the topic-word
+    pseudo-counts; ``reconstruct`` the expected counts ``n_d * theta_d @ beta``.
+    """
+
+    def _check(self, X) -> np.ndarray:
+        X = super()._check(X)
+        if not np.allclose(X, np.round(X)):
+            raise ValueError("LDA needs integer counts; X has non-integer values")
+        return X
+
+    def _make(self, seed):
+        return LatentDirichletAllocation(
+            n_components=self.latent_dim, random_state=seed, **self.kwargs
+        )
+
+    def topic_word(self) -> np.ndarray:
+        """``(K, n_features)`` topic-word probabilities."""
+        c = self._fitted().components_
+        return c / c.sum(1, keepdims=True)
+
+    def reconstruct(self, X) -> np.ndarray:
+        X = self._check(X)
+        return X.sum(1, keepdims=True) * (self.transform(X) @ self.topic_word())
+
+    def log_likelihood(self, X) -> np.ndarray:
+        """``(N,)`` plug-in multinomial log-likelihood of each row under its fitted mixture
+        (the topic proportions are estimated from the same row, so it is optimistic)."""
+        from scipy.special import gammaln
+
+        X = self._check(X)
+        p = np.clip(self.transform(X) @ self.topic_word(), 1e-300, None)
+        n = X.sum(1)
+        return gammaln(n + 1) - gammaln(X + 1).sum(1) + (X * np.log(p)).sum(1)

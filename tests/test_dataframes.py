@@ -1,0 +1,127 @@
+"""DataFrame and AnnData inputs: names flow into loadings, tables, ArviZ and saved models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pyro_gfa as gfa
+
+
+def _frame(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 2))
+    X = np.c_[z[:, :1] * [1.0, 2.0, -1.0], z[:, 1:] * [1.0, -1.0], rng.standard_normal((n, 1))]
+    X = X + 0.1 * rng.standard_normal(X.shape)
+    cols = ["a1", "a2", "a3", "b1", "b2", "c"]
+    return pd.DataFrame(X.astype(np.float32), columns=cols)
+
+
+SPEC = {"A": ["a1", "a2", "a3"], "B": ["b1", "b2"], "C": ["c"]}
+
+
+def test_dataframe_keeps_names(tmp_path):
+    df = _frame()
+    groups = gfa.io.groups_from(df, SPEC)
+    assert groups.names == ("A", "B", "C")
+    m = gfa.OIVAE(groups=groups, latent_dim=2).fit(df, epochs=2, progress=False)
+    assert m.feature_names_ == tuple(df.columns)
+    assert m.feature_names == tuple(df.columns)
+    L = m.loadings_frame()
+    assert list(L.index) == ["A", "B", "C"] and list(L.columns) == ["z0", "z1"]
+    np.testing.assert_array_equal(m.transform(df), m.transform(df.to_numpy()))
+    m2 = gfa.load(m.save(tmp_path / "m.zip"))
+    assert m2.feature_names_ == tuple(df.columns)
+    assert list(m2.loadings_frame().index) == ["A", "B", "C"]
+
+
+def test_group_mapping_by_position_and_mixed():
+    df = _frame()
+    g = gfa.io.groups_from(df, {"A": [0, 1, "a3"], "rest": ["b1", "b2", 5]})
+    assert [ix.tolist() for ix in g.index] == [[0, 1, 2], [3, 4, 5]]
+    g = gfa.io.groups_from(df, [3, 2, 1])
+    assert g.sizes.tolist() == [3, 2, 1]
+    with pytest.raises(ValueError, match="unknown column"):
+        gfa.io.groups_from(df, {"A": ["nope"], "B": ["b1"]})
+    with pytest.raises(ValueError, match="no group specification"):
+        gfa.io.groups_from(df)
+
+
+def test_two_level_column_index():
+    df = _frame()
+    df.columns = pd.MultiIndex.from_tuples(
+        [("arm", "x"), ("arm", "y"), ("arm", "z"), ("leg", "x"), ("leg", "y"), ("head", "x")]
+    )
+    g = gfa.io.groups_from(df)
+    assert g.names == ("arm", "leg", "head")
+    assert g.sizes.tolist() == [3, 2, 1]
+    m = gfa.OIVAE(groups=g, latent_dim=2).fit(df, epochs=1, progress=False)
+    assert m.feature_names[0] == "arm/x"
+    assert m.unit_names == ("arm", "leg", "head")
+    # the full names of a two-level index work in a mapping too
+    g2 = gfa.io.groups_from(df, {"up": ["arm/x", ("arm", "y"), "arm/z"], "down": [3, 4, 5]})
+    assert g2.sizes.tolist() == [3, 3]
+
+
+def test_tensor_input():
+    torch = pytest.importorskip("torch")
+    df = _frame()
+    m = gfa.OIVAE(groups=[3, 2, 1], latent_dim=2).fit(
+        torch.as_tensor(df.to_numpy()), epochs=1, progress=False
+    )
+    assert m.feature_names_ is None and m.feature_names[0] == "x0"
+
+
+def test_get_config_rebuilds():
+    m = gfa.OIVAE(groups=[3, 2, 1], latent_dim=2, p=2, generator_hidden=[5])
+    cfg = m.get_config()
+    assert cfg["latent_dim"] == 2 and cfg["p"] == 2 and list(cfg["generator_hidden"]) == [5]
+    assert isinstance(cfg["groups"], gfa.data.Groups)
+    assert isinstance(cfg["prior"], gfa.priors.GroupLasso)  # the resolved default
+    m2 = type(m)(**cfg)
+    assert m2.groups == m.groups or m2.groups.names == m.groups.names
+
+
+def test_anndata_input(tmp_path):
+    ad = pytest.importorskip("anndata")
+    df = _frame()
+    adata = ad.AnnData(
+        X=df.to_numpy(),
+        var=pd.DataFrame({"tissue": ["A", "A", "A", "B", "B", "C"]}, index=list(df.columns)),
+    )
+    adata.obs_names = [f"cell{i}" for i in range(len(df))]
+    adata.layers["doubled"] = 2 * df.to_numpy()
+    groups = gfa.io.groups_from(adata, "tissue")
+    assert groups.names == ("A", "B", "C") and groups.sizes.tolist() == [3, 2, 1]
+    m = gfa.OIVAE(groups=groups, latent_dim=2).fit(adata, epochs=1, progress=False)
+    assert m.feature_names_ == tuple(df.columns)
+    assert m.transform(adata).shape == (len(df), 2)
+    X2, g2 = gfa.io.from_anndata(adata, layer="doubled", groups="tissue")
+    np.testing.assert_allclose(X2.to_numpy(), 2 * df.to_numpy(), rtol=1e-6)
+    assert list(X2.columns) == list(df.columns) and X2.index[0] == "cell0"
+    assert g2.names == groups.names
+    idata = m.to_arviz(adata[:5], num_samples=2)
+    assert list(idata.posterior["obs"].values) == [f"cell{i}" for i in range(5)]
+    with pytest.raises(ValueError, match="no column"):
+        gfa.io.groups_from(adata, "organ")
+
+
+@pytest.mark.parametrize("name", ["FactVAE", "SparseVAE"])
+def test_names_kept_by_models_that_convert_before_fitting(name, tmp_path):
+    """Models whose ``fit`` converts ``X`` first still record the DataFrame's names."""
+    cls = getattr(gfa, name, None)
+    if cls is None:
+        pytest.skip(f"{name} is not in this tree")
+    df = _frame(120)
+    if name == "FactVAE":
+        m = cls(groups=gfa.io.groups_from(df, SPEC), latent_dim=2)
+    else:
+        m = cls(n_features=6, latent_dim=2, hidden=(8,))
+    m.fit(df, epochs=1, progress=False)
+    assert m.feature_names_ == tuple(df.columns)
+    m2 = gfa.load(m.save(tmp_path / "m.zip"))
+    assert m2.feature_names == tuple(df.columns)
+    for k, v in vars(m).items():  # fitted arrays (e.g. the Sparse VAE's code_kl_) come back
+        if k.endswith("_") and not k.startswith("_") and isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(getattr(m2, k), v)

@@ -1,0 +1,260 @@
+"""Save / load round trips, corrupt and foreign files, checkpoints, early stopping, Ctrl-C."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import pyro_gfa as gfa
+from pyro_gfa.io import FORMAT_VERSION, ModelFileError
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, _ = gfa.data.make_bars(256, seed=1)
+    return X
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    groups = gfa.data.Groups.from_spec({f"row{r}": list(range(8 * r, 8 * r + 8)) for r in range(8)})
+    m = gfa.OIVAE(groups=groups, latent_dim=4, prior=gfa.priors.GroupLasso(2.0))
+    return m.fit(data, epochs=4, progress=False, seed=3)
+
+
+@pytest.mark.parametrize("name", ["model", "model.zip"])
+def test_round_trip_identical(fitted, data, tmp_path, name):
+    path = fitted.save(tmp_path / name)
+    m2 = gfa.load(path)
+    assert type(m2) is type(fitted)
+    np.testing.assert_array_equal(m2.transform(data), fitted.transform(data))
+    np.testing.assert_array_equal(m2.loadings(), fitted.loadings())
+    np.testing.assert_array_equal(m2.support(), fitted.support())
+    np.testing.assert_array_equal(m2.reconstruct(data[:5]), fitted.reconstruct(data[:5]))
+    assert m2.history_ == fitted.history_
+    assert m2.group_names == fitted.group_names == tuple(f"row{r}" for r in range(8))
+    assert m2.feature_names == fitted.feature_names
+    assert isinstance(m2.module.prior, gfa.priors.GroupLasso) and m2.module.prior.lam == 2.0
+    assert m2.get_config()["prior"].lam == 2.0
+    assert m2.module.prior_weight == fitted.module.prior_weight
+    np.testing.assert_allclose(
+        m2.elbo(data[:20], seed=0), fitted.elbo(data[:20], seed=0), rtol=1e-6
+    )
+
+
+def test_meta_is_json_and_weights_load_without_pickle(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m")
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["format"] == "pyro-gfa-model"
+    assert meta["format_version"] == FORMAT_VERSION
+    assert meta["model_class"] == "OIVAE"
+    assert meta["prior"] == {"class": "GroupLasso", "config": {"lam": 2.0}}
+    assert meta["unit_names"][0] == "row0"
+    state = torch.load(path / "weights.pt", weights_only=True)
+    assert set(state) == set(fitted.module.state_dict())
+
+
+def test_unfitted_round_trip(tmp_path):
+    m = gfa.OIVAE(groups=[2, 3], latent_dim=3, generator_hidden=(4,))
+    m2 = gfa.load(m.save(tmp_path / "u.zip"))
+    assert m2.module is None
+    assert m2.generator_hidden == (4,)
+    assert m2.groups.n_features == 5
+
+
+def test_save_overwrites_model_but_not_other_folders(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    fitted.save(tmp_path / "m")  # an earlier model file is replaced
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "x.txt").write_text("keep me")
+    with pytest.raises(FileExistsError):
+        fitted.save(other)
+    assert (other / "x.txt").read_text() == "keep me"
+
+
+def test_missing_and_foreign_files_fail_clearly(fitted, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        gfa.load(tmp_path / "nothing.zip")
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"this is not a zip file")
+    with pytest.raises(ModelFileError, match="not a pyro-gfa model"):
+        gfa.load(junk)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelFileError, match="no meta.json"):
+        gfa.load(empty)
+    foreign = tmp_path / "foreign.zip"
+    with zipfile.ZipFile(foreign, "w") as zf:
+        zf.writestr("meta.json", json.dumps({"format": "something-else"}))
+    with pytest.raises(ModelFileError, match="not a pyro-gfa model file"):
+        gfa.load(foreign)
+
+
+def _rewrite(src, dst, meta=None, weights=None):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "meta.json" and meta is not None:
+                data = meta(data)
+            if name == "weights.pt" and weights is not None:
+                data = weights(data)
+            zout.writestr(name, data)
+
+
+def test_other_format_version_fails_clearly(fitted, tmp_path):
+    src = fitted.save(tmp_path / "m.zip")
+
+    def bump(raw):
+        meta = json.loads(raw)
+        meta["format_version"] = FORMAT_VERSION + 1
+        return json.dumps(meta)
+
+    _rewrite(src, tmp_path / "v.zip", meta=bump)
+    with pytest.raises(ModelFileError, match=f"format version {FORMAT_VERSION + 1}"):
+        gfa.load(tmp_path / "v.zip")
+
+
+def test_corrupt_meta_and_weights_fail_clearly(fitted, tmp_path):
+    src = fitted.save(tmp_path / "m.zip")
+    _rewrite(src, tmp_path / "a.zip", meta=lambda raw: raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        gfa.load(tmp_path / "a.zip")
+    _rewrite(src, tmp_path / "b.zip", weights=lambda raw: raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError, match="weights.pt"):
+        gfa.load(tmp_path / "b.zip")
+
+    def wrong_shape(raw):
+        state = torch.load(io.BytesIO(raw), weights_only=True)
+        state["W"] = torch.zeros(3, 1, 2)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return buf.getvalue()
+
+    _rewrite(src, tmp_path / "c.zip", weights=wrong_shape)
+    with pytest.raises(ModelFileError, match="do not fit"):
+        gfa.load(tmp_path / "c.zip")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_weights_with_code_are_refused(fitted, tmp_path, capsys):
+    src = fitted.save(tmp_path / "m.zip")
+
+    def evil(raw):
+        buf = io.BytesIO()
+        torch.save({"W": _Evil()}, buf)
+        return buf.getvalue()
+
+    _rewrite(src, tmp_path / "e.zip", weights=evil)
+    with pytest.raises(ModelFileError):
+        gfa.load(tmp_path / "e.zip")
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_checkpoints_during_fit(data, tmp_path):
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=3)
+    seen = []
+
+    def watch(epoch, record):
+        if (tmp_path / "ck.zip").exists():
+            seen.append((epoch, len(gfa.load(tmp_path / "ck.zip").history_)))
+        return False
+
+    m.fit(
+        data,
+        epochs=5,
+        progress=False,
+        checkpoint=tmp_path / "ck.zip",
+        checkpoint_every=2,
+        callback=watch,
+    )
+    # the user's callback runs before the checkpoint of the same epoch
+    assert seen[0] == (2, 2) and seen[-1] == (4, 4)
+    final = gfa.load(tmp_path / "ck.zip")
+    assert len(final.history_) == 5
+    np.testing.assert_array_equal(final.loadings(), m.loadings())
+
+
+def test_early_stopping_stops_and_restores_best(data, monkeypatch):
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=3)
+    calls = []
+
+    def fake_elbo(X, num_samples=10, seed=0):  # held-out ELBO that only gets worse
+        calls.append(1)
+        return np.full(len(X), -float(len(calls)))
+
+    monkeypatch.setattr(m, "elbo", fake_elbo)
+    states = {}
+
+    def keep(epoch, record):
+        states[epoch] = {k: v.clone() for k, v in m.module.state_dict().items()}
+        return False
+
+    m.fit(data, epochs=50, progress=False, validation_data=data[:32], patience=3, callback=keep)
+    assert len(m.history_) == 4  # best at epoch 0, then 3 worse evaluations
+    assert [r["val_elbo"] for r in m.history_] == [-1.0, -2.0, -3.0, -4.0]
+    assert m.best_epoch_ == 0
+    for k, v in m.module.state_dict().items():
+        torch.testing.assert_close(v, states[0][k])
+
+
+def test_validation_without_patience_only_records(data):
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=3)
+    m.fit(
+        data, epochs=3, progress=False, validation_data=data[:32], eval_every=2, restore_best=False
+    )
+    assert len(m.history_) == 3
+    assert "val_elbo" in m.history_[1] and "val_elbo" not in m.history_[0]
+    assert np.isfinite(m.history_[1]["val_elbo"])
+
+
+def test_interrupted_fit_returns_the_model(data):
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=3)
+
+    def interrupt(epoch, record):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.warns(UserWarning, match="interrupted"):
+        out = m.fit(data, epochs=20, progress=False, callback=interrupt)
+    assert out is m and len(m.history_) == 3
+    assert m.transform(data[:4]).shape == (4, 3)
+
+
+def _other_models():
+    from pyro_gfa.data.synthetic_sparse import make_sparse_vae_data
+
+    X = make_sparse_vae_data(120, seed=0).X
+    makers = {
+        "SparseVAE": lambda cls: cls(n_features=7, latent_dim=3, hidden=(8,), prior_cov=np.eye(3)),
+        "FactVAE": lambda cls: cls(groups={"a": [0, 1, 2], "b": [3, 4], "c": [5, 6]}, latent_dim=3),
+        "JMVAEPlus": lambda cls: cls(groups=[3, 2, 2], latent_dim=2),
+    }
+    return X, makers
+
+
+@pytest.mark.parametrize("name", ["SparseVAE", "FactVAE", "JMVAEPlus"])
+def test_round_trip_every_model(name, tmp_path):
+    """The save format is generic: every estimator in the package round-trips."""
+    cls = getattr(gfa, name, None)
+    if cls is None:
+        pytest.skip(f"{name} is not in this tree")
+    X, makers = _other_models()
+    m = makers[name](cls).fit(X, epochs=2, progress=False)
+    m2 = gfa.load(m.save(tmp_path / "m.zip"))
+    assert type(m2) is cls
+    np.testing.assert_array_equal(m2.transform(X), m.transform(X))
+    np.testing.assert_array_equal(m2.loadings(), m.loadings())
+    np.testing.assert_array_equal(m2.support(), m.support())
+    assert m2.unit_names == m.unit_names
+    assert m2.history_ == m.history_

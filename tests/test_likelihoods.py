@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import torch
+from scipy.stats import invgamma
+
+import pyro_gfa as gfa
+from pyro_gfa.models.likelihoods import (
+    BernoulliLikelihood,
+    GaussianLikelihood,
+    MultinomialCounts,
+    MultinomialLikelihood,
+    calibrate_xi,
+    make_likelihood,
+)
+
+
+def test_xi_calibration_matches_the_quantile_rule():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 20)) * np.linspace(0.5, 3.0, 20)
+    xi = calibrate_xi(X, nu=3.0)
+    v05 = np.quantile(X.var(axis=0, ddof=1), 0.05)
+    # the 90% quantile of InverseGamma(nu/2, nu xi / 2) is the 5% quantile of the variances
+    assert invgamma(1.5, scale=1.5 * xi).ppf(0.9) == pytest.approx(v05, rel=1e-6)
+
+
+def test_gaussian_log_prob_and_noise_prior():
+    rng = np.random.default_rng(1)
+    X = (rng.standard_normal((50, 4)) * [1.0, 2.0, 3.0, 0.5] + 4.0).astype(np.float32)
+    lik = GaussianLikelihood(4)
+    lik.setup(X)
+    with torch.no_grad():
+        lik.log_sigma.copy_(torch.tensor([-0.3, 0.1, 0.4, -1.0]))
+    out = torch.randn(50, 4)
+    x = torch.as_tensor(X)
+    ref = torch.distributions.Normal(lik.loc + lik.scale * out, lik.log_sigma.exp())
+    torch.testing.assert_close(lik.dist(out).log_prob(x), ref.log_prob(x).sum(-1))
+    var = np.exp(2 * lik.log_sigma.detach().numpy().astype(np.float64))
+    expected = invgamma(1.5, scale=1.5 * lik.xi).logpdf(var).sum()
+    assert lik.log_prior().item() == pytest.approx(expected, rel=1e-5)
+    assert lik.xi == pytest.approx(calibrate_xi(X, 3.0))
+
+
+def test_bernoulli_log_prob_and_bad_values():
+    lik = BernoulliLikelihood()
+    out = torch.randn(10, 5)
+    x = torch.randint(0, 2, (10, 5)).float()
+    ref = torch.distributions.Bernoulli(logits=out).log_prob(x).sum(-1)
+    torch.testing.assert_close(lik.dist(out).log_prob(x), ref)
+    with pytest.raises(ValueError, match=r"\{0, 1\}"):
+        lik.check(np.array([[0.0, 1.0], [0.5, 1.0]]))
+    with pytest.raises(ValueError, match=r"\{0, 1\}"):
+        gfa.SparseVAE(2, 2, likelihood="bernoulli").fit(np.array([[0.0, 2.0]] * 4), epochs=1)
+
+
+def test_multinomial_log_prob_per_row_totals():
+    torch.manual_seed(0)
+    out = torch.randn(6, 8)
+    x = torch.randint(0, 5, (6, 8)).float()
+    lp = MultinomialLikelihood().dist(out).log_prob(x)
+    for i in range(6):
+        ref = torch.distributions.Multinomial(int(x[i].sum()), logits=out[i]).log_prob(x[i])
+        assert lp[i].item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_multinomial_sample_and_mean():
+    torch.manual_seed(0)
+    out = torch.randn(3, 4)
+    d = MultinomialCounts(out, total_count=20)
+    s = d.sample()
+    assert s.shape == (3, 4) and torch.all(s.sum(-1) == 20)
+    torch.testing.assert_close(d.mean, 20 * torch.softmax(out, -1))
+
+
+@pytest.mark.parametrize(
+    "X, msg",
+    [
+        (np.array([[1.0, -1.0], [2.0, 0.0]]), "non-negative"),
+        (np.array([[1.0, 0.5], [2.0, 0.0]]), "integer"),
+    ],
+)
+def test_multinomial_bad_counts(X, msg):
+    with pytest.raises(ValueError, match=msg):
+        MultinomialLikelihood().check(X)
+    with pytest.raises(ValueError, match=msg):
+        gfa.SparseVAE(2, 2, likelihood="multinomial").fit(X, epochs=1)
+
+
+def test_make_likelihood_names():
+    assert isinstance(make_likelihood("gaussian", 3), GaussianLikelihood)
+    assert isinstance(make_likelihood("bernoulli", 3), BernoulliLikelihood)
+    assert isinstance(make_likelihood("multinomial", 3), MultinomialLikelihood)
+    with pytest.raises(ValueError, match="likelihood must be"):
+        make_likelihood("poisson", 3)

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from pyro_gfa.models.linear import LDA, NMF
+
+
+def test_nmf_recovers_nonnegative_low_rank():
+    rng = np.random.default_rng(0)
+    Z = rng.gamma(1.0, size=(200, 3))
+    H = np.zeros((3, 9))
+    H[0, :3] = H[1, 3:6] = H[2, 6:] = 1.0  # disjoint supports
+    X = Z @ H
+    m = NMF(3).fit(X)
+    assert m.transform(X).shape == (200, 3)
+    assert np.abs(m.reconstruct(X) - X).mean() < 1e-2 * X.mean()
+    # each true block is carried by one NMF component
+    L = m.loadings()
+    assert L.shape == (9, 3)
+    owner = L.argmax(1)
+    assert len(set(owner[:3])) == len(set(owner[3:6])) == len(set(owner[6:])) == 1
+    assert len(set(owner)) == 3
+
+
+def test_lda_topics_and_likelihood():
+    rng = np.random.default_rng(0)
+    beta = np.zeros((2, 10))
+    beta[0, :5] = beta[1, 5:] = 0.2
+    theta = rng.dirichlet([0.3, 0.3], size=300)
+    X = np.stack([rng.multinomial(50, t @ beta) for t in theta]).astype(float)
+    m = LDA(2).fit(X)
+    tw = m.topic_word()
+    np.testing.assert_allclose(tw.sum(1), 1.0, rtol=1e-5)
+    assert {tuple(np.sort(np.argsort(t)[-5:])) for t in tw} == {(0, 1, 2, 3, 4), (5, 6, 7, 8, 9)}
+    np.testing.assert_allclose(m.reconstruct(X).sum(1), X.sum(1), rtol=1e-4)
+    assert np.all(m.log_likelihood(X) < 0)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="non-negative"):
+        NMF(2).fit(-np.ones((5, 3)))
+    with pytest.raises(ValueError, match="integer counts"):
+        LDA(2).fit(np.full((5, 3), 0.5))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        NMF(2).transform(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="latent_dim"):
+        NMF(0)

@@ -1,0 +1,87 @@
+"""Every plot function renders to a PNG, on its own figure and on a given axis."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import pyro_gfa as gfa  # noqa: E402
+from pyro_gfa import plots  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, _ = gfa.data.make_bars(256, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=4)
+    m.fit(X, epochs=3, progress=False, validation_data=X[:32])
+    return m, X
+
+
+CASES = {
+    "loadings": lambda m, X, ax: plots.plot_loadings(m, ax=ax),
+    "loadings_unordered": lambda m, X, ax: plots.plot_loadings(m, ax, order=False, annotate=True),
+    "top_units": lambda m, X, ax: plots.plot_top_units(m, k=2, ax=ax),
+    "history": lambda m, X, ax: plots.plot_history(m, ax=ax),
+    "recon_images": lambda m, X, ax: plots.plot_reconstructions(m, X, ax=ax, image_shape=(8, 8)),
+    "recon_scatter": lambda m, X, ax: plots.plot_reconstructions(m, X, ax=ax),
+    "samples_images": lambda m, X, ax: plots.plot_samples(m, X, ax=ax, image_shape=(8, 8)),
+    "samples_only": lambda m, X, ax: plots.plot_samples(m, None, n=4, ax=ax, image_shape=(8, 8)),
+    "samples_table": lambda m, X, ax: plots.plot_samples(m, X, ax=ax),
+    "factor_graph": lambda m, X, ax: plots.plot_factor_graph(m, ax=ax),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("own_axis", [False, True])
+def test_renders_png(fitted, tmp_path, name, own_axis):
+    m, X = fitted
+    ax = None
+    if own_axis:
+        _, ax = plt.subplots()
+    fig = CASES[name](m, X, ax)
+    assert isinstance(fig, matplotlib.figure.Figure)
+    if own_axis:
+        assert fig is ax.figure
+    out = tmp_path / f"{name}.png"
+    fig.savefig(out, dpi=60)
+    plt.close(fig)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_from_plain_arrays(tmp_path):
+    L = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    names = ["arm", "leg", "hip", "head"]
+    for fig in (
+        plots.plot_loadings(L, unit_names=names),
+        plots.plot_top_units(L, unit_names=names),
+        plots.plot_factor_graph(L, unit_names=names, show_unused=True),
+        plots.plot_history([{"epoch": 0, "loss": 3.0}, {"epoch": 1, "loss": 2.0}]),
+    ):
+        fig.savefig(tmp_path / "a.png")
+        plt.close(fig)
+
+
+def test_factor_order_makes_blocks():
+    L = np.array([[0.0, 2.0], [1.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
+    rows, cols = plots.factor_order(L)
+    assert list(cols) == [0, 1]  # latent 0 has total 4, latent 1 total 3
+    assert list(rows) == [3, 1, 0, 2]
+
+
+def test_top_units_table_names_and_order():
+    L = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.1, 0.0]])
+    t = plots.top_units(L, k=2, unit_names=["a", "b", "c"], latent_names=["f0", "f1", "f2"])
+    assert list(t["latent"]) == ["f1", "f1", "f0", "f0"]  # strongest factor first, f2 unused
+    assert list(t["unit"]) == ["a", "c", "b", "c"]
+    np.testing.assert_allclose(t["share"].iloc[0], 2.0 / 2.1)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="unit names"):
+        plots.plot_loadings(np.ones((3, 2)), unit_names=["a"])
+    with pytest.raises(ValueError, match="history"):
+        plots.plot_history([])

@@ -1,0 +1,192 @@
+import numpy as np
+import pytest
+import torch
+from pyro.infer import TraceMeanField_ELBO
+
+import pyro_gfa as gfa
+from pyro_gfa.data.synthetic_sparse import make_sparse_vae_data
+from pyro_gfa.inference.train import check_loss
+from pyro_gfa.metrics import anchor_report, factors_recovered, heldout_nll, support_f1
+from pyro_gfa.models.sparse_vae import SparseDecoder
+from pyro_gfa.priors import Lasso, NoPrior, SpikeSlabLasso
+
+torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------------------- decoder
+@pytest.mark.parametrize("normalize_first", [True, False])
+def test_vectorised_decoder_matches_the_loop(normalize_first):
+    torch.manual_seed(0)
+    dec = SparseDecoder(13, 4, hidden=(8, 6, 5), normalize_first=normalize_first)
+    z = torch.randn(9, 4)
+    W = torch.randn(13, 4)
+    W[W.abs() < 0.5] = 0.0
+    torch.testing.assert_close(dec(z, W), dec.forward_loop(z, W), rtol=1e-5, atol=1e-5)
+    # W = None (no mask) is the loop with an all-ones mask
+    ones = torch.ones(13, 4)
+    torch.testing.assert_close(dec(z, None), dec.forward_loop(z, ones), rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_decoder_matches_values_and_gradients():
+    torch.manual_seed(1)
+    dec = SparseDecoder(10, 3, hidden=(7, 7))
+    z = torch.randn(5, 3)
+    W = torch.randn(10, 3, requires_grad=True)
+    full = dec(z, W)
+    g_full = torch.autograd.grad(full.pow(2).sum(), [W, dec.first, dec.out_weight])
+    dec.max_elements = 5 * 3 * 7  # three features per chunk, with checkpointing
+    chunked = dec(z, W)
+    g_chunk = torch.autograd.grad(chunked.pow(2).sum(), [W, dec.first, dec.out_weight])
+    torch.testing.assert_close(chunked, full, rtol=1e-5, atol=1e-5)
+    loop = dec.forward_loop(z, W)
+    torch.testing.assert_close(loop, full, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g_chunk, g_full):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_mask_zero_column_cuts_the_factor():
+    torch.manual_seed(2)
+    dec = SparseDecoder(4, 2, hidden=(5,))
+    W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    z1 = torch.tensor([[0.3, -1.0]])
+    z2 = torch.tensor([[0.3, 2.0]])
+    a, b = dec(z1, W), dec(z2, W)
+    assert a[0, 0] == b[0, 0]  # feature 0 ignores factor 1
+    assert a[0, 3] == b[0, 3]  # feature 3 ignores both
+    assert a[0, 1] != b[0, 1]
+
+
+# ---------------------------------------------------------------------- model objective
+def _module(likelihood, X, prior=None, prior_cov=None, mask=True):
+    m = gfa.SparseVAE(
+        X.shape[1],
+        3,
+        hidden=(6, 6),
+        likelihood=likelihood,
+        prior=prior,
+        prior_cov=prior_cov,
+        mask=mask,
+    )
+    m._fit_data = X
+    mod = m._build_module()
+    mod.prior_weight = 1.0 / X.shape[0]
+    return mod
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli", "multinomial"])
+def test_loss_equals_the_pyro_elbo(likelihood):
+    rng = np.random.default_rng(0)
+    if likelihood == "gaussian":
+        X = rng.standard_normal((20, 5)).astype(np.float32)
+    elif likelihood == "bernoulli":
+        X = rng.integers(0, 2, (20, 5)).astype(np.float32)
+    else:
+        X = rng.poisson(3.0, (20, 5)).astype(np.float32)
+    torch.manual_seed(0)
+    mod = _module(likelihood, X)
+    check_loss(mod, [torch.as_tensor(X)])  # raises on disagreement
+    # and the gradients agree too
+    x = torch.as_tensor(X)
+    state = torch.random.get_rng_state()
+    ref = TraceMeanField_ELBO().differentiable_loss(mod.model, mod.guide, x)
+    g_ref = torch.autograd.grad(ref, mod.decoder.first)[0]
+    torch.random.set_rng_state(state)
+    g_fast = torch.autograd.grad(mod.loss(x), mod.decoder.first)[0]
+    torch.testing.assert_close(g_fast, g_ref, rtol=1e-4, atol=1e-6)
+
+
+def test_loss_with_a_prior_covariance():
+    X = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    cov = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 2.0]])
+    mod = _module("gaussian", X, prior_cov=cov)
+    check_loss(mod, [torch.as_tensor(X)])
+    with pytest.raises(ValueError, match="positive definite"):
+        gfa.SparseVAE(4, 2, prior_cov=[[1.0, 2.0], [2.0, 1.0]])
+
+
+def test_vae_baseline_freezes_w_at_one():
+    X, _, _ = make_sparse_vae_data(n=200, seed=0)
+    m = gfa.SparseVAE(7, 3, hidden=(8,), mask=False).fit(X, epochs=2, progress=False)
+    assert isinstance(m.module.prior, NoPrior)
+    assert not m.module.W.requires_grad
+    np.testing.assert_array_equal(m.loadings(), np.ones((7, 3)))
+    with pytest.raises(ValueError, match="mask=False"):
+        gfa.SparseVAE(7, 3, mask=False, prior=Lasso(1.0))
+
+
+def test_default_prior_and_estimator_api():
+    X, _, _ = make_sparse_vae_data(n=200, seed=0)
+    m = gfa.SparseVAE(7, 4, hidden=(8,))
+    assert isinstance(m.prior, SpikeSlabLasso)
+    m.fit(X, epochs=2, progress=False)
+    assert m.loadings().shape == (7, 4)
+    assert m.support().shape == (7, 4) and m.support().dtype == bool
+    assert m.inclusion_probabilities().shape == (7, 4)
+    assert m.transform(X).shape == (200, 4)
+    assert m.reconstruct(X).shape == (200, 7)
+    assert m.sample(5, seed=0).shape == (5, 7)
+    assert np.isfinite(heldout_nll(m, X[:20], num_samples=5))
+    # the module's prior is a copy: the estimator's prior keeps its unfitted state
+    assert m.prior.p_star.numel() == 0
+
+
+def test_multinomial_reconstruct_uses_row_totals():
+    X = np.random.default_rng(0).poisson(2.0, (30, 6)).astype(np.float32)
+    m = gfa.SparseVAE(6, 2, hidden=(8,), likelihood="multinomial").fit(X, epochs=1, progress=False)
+    np.testing.assert_allclose(m.reconstruct(X).sum(1), X.sum(1), rtol=1e-4)
+
+
+# --------------------------------------------------------------- identifiability report
+def test_anchor_report():
+    S = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0]], dtype=bool)
+    r = anchor_report(S)
+    assert r.active_factors.tolist() == [0, 1]
+    assert r.anchors[0].tolist() == [0, 1] and r.anchors[1].tolist() == [2, 3]
+    assert r.satisfied
+    S2 = S.copy()
+    S2[3, 1] = False  # factor 1 keeps a single anchor
+    assert not anchor_report(S2).satisfied
+    assert "factor 1" in str(anchor_report(S2))
+
+
+def test_factors_recovered():
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((500, 2))
+    codes = np.c_[np.exp(Z[:, 1]), rng.standard_normal(500), -(Z[:, 0] ** 3)]
+    assert factors_recovered(codes, Z).tolist() == [True, True]
+    mixed = np.c_[Z[:, 0] + Z[:, 1], rng.standard_normal(500)]
+    assert factors_recovered(mixed, Z).sum() <= 1
+    assert factors_recovered(codes, Z, active=[True, False, False]).tolist() == [False, True]
+
+
+# ---------------------------------------------------------------------------- fitting
+def test_short_fit_finds_the_two_true_factors():
+    data = make_sparse_vae_data(n=1000, rho=0.0, seed=0)
+    test = make_sparse_vae_data(n=1000, rho=0.0, seed=10_000)
+    m = gfa.SparseVAE(n_features=7, latent_dim=5)
+    m.fit(data.X, epochs=60, batch_size=100, seed=0, progress=False, device="cpu")
+    S = m.support()
+    active = S.any(axis=0)
+    assert active.sum() == 2  # the three extra columns are emptied
+    W = m.loadings()
+    assert np.all(np.abs(W[:, ~active]) < 0.05)  # and their weights are ~0
+    assert factors_recovered(m.transform(test.X), test.Z, active).all()
+    assert support_f1(S, data.W_true).f1 >= 0.8
+    assert m.identifiability().satisfied
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli", "multinomial"])
+def test_heldout_log_likelihood_is_a_real_bound(likelihood):
+    rng = np.random.default_rng(0)
+    if likelihood == "gaussian":
+        X = rng.standard_normal((40, 5)).astype(np.float32)
+    elif likelihood == "bernoulli":
+        X = rng.integers(0, 2, (40, 5)).astype(np.float32)
+    else:
+        X = rng.poisson(3.0, (40, 5)).astype(np.float32)
+    m = gfa.SparseVAE(5, 2, hidden=(8,), likelihood=likelihood).fit(X, epochs=2, progress=False)
+    ll = m.log_likelihood(X, num_samples=50)
+    elbo = m.elbo(X, num_samples=50)
+    assert ll.shape == (40,) and np.all(np.isfinite(ll))
+    # importance sampling with the encoder as proposal tightens the ELBO (same draws' mean)
+    assert ll.mean() >= elbo.mean() - 1e-3
