@@ -17,7 +17,7 @@ Writes to ``--out`` (default ``results/factvae_quadrants``): ``table.md``, ``tab
 ``loadings_lam{1,0}_seed{s}.png`` (Fig. 2 right) and ``reconstructions_seed{s}.png``
 (truth, training view with missing quadrants, right half from the left half).
 
-Usage: ``python benchmarks/factvae_quadrants.py [--epochs 400] [--seeds 0] [--out DIR]``
+Usage: ``python benchmarks/factvae_quadrants.py [--epochs 500] [--seeds 0] [--out DIR]``
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def plot_reconstructions(data: dict, row: dict, path: Path, n: int = 8) -> None:
 
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=400)
+    ap.add_argument("--epochs", type=int, default=500)
     ap.add_argument("--seeds", type=str, default="0", help="comma-separated seeds")
     ap.add_argument("--lams", type=str, default="1,0")
     ap.add_argument("--n", type=int, default=2048)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 G, K, HIDDEN, BATCH = 500, 20, (100, 100, 100), 100
+_CFG = {"G": G, "K": K, "hidden": HIDDEN, "batch": BATCH}
 
 
 def _peak_rss_mib() -> float:
@@ -43,6 +44,7 @@ def _peak_rss_mib() -> float:
 
 def worker(variant: str, steps: int, device: str, threads: int) -> dict:
     torch.set_num_threads(threads)
+    G, K, HIDDEN, BATCH = _CFG["G"], _CFG["K"], _CFG["hidden"], _CFG["batch"]
     import pyro_gfa as gfa
     from pyro_gfa.inference.train import ProximalSGD
 
@@ -107,8 +109,15 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--variants", nargs="+", default=["vectorised", "chunked", "loop"])
     p.add_argument("--out", type=Path, default=Path("results/sparse_decoder_speed"))
+    p.add_argument("--G", type=int, default=G)
+    p.add_argument("--K", type=int, default=K)
+    p.add_argument("--hidden", type=int, nargs="+", default=list(HIDDEN))
+    p.add_argument("--batch", type=int, default=BATCH)
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    _CFG.update(G=args.G, K=args.K, hidden=tuple(args.hidden), batch=args.batch)
+    G_, K_, H_, B_ = args.G, args.K, tuple(args.hidden), args.batch
+    tag = f"{args.device}_G{G_}_K{K_}_H{'x'.join(map(str, H_))}_B{B_}"
     if args.worker:
         print(json.dumps(worker(args.worker, args.steps, args.device, args.threads)))
         return
@@ -117,6 +126,7 @@ def main(argv=None) -> None:
     for v in args.variants:
         cmd = [sys.executable, __file__, "--worker", v, "--steps", str(args.steps)]
         cmd += ["--device", args.device, "--threads", str(args.threads)]
+        cmd += ["--G", str(G_), "--K", str(K_), "--batch", str(B_), "--hidden", *map(str, H_)]
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
@@ -124,12 +134,12 @@ def main(argv=None) -> None:
     for r in rows:
         r["speedup_vs_loop"] = loop["step_ms"] / r["step_ms"] if loop else float("nan")
     keys = list(rows[0].keys())
-    with open(args.out / f"speed_{args.device}.csv", "w", newline="") as f:
+    with open(args.out / f"speed_{tag}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, keys)
         w.writeheader()
         w.writerows(rows)
     lines = [
-        f"G={G}, K={K}, hidden={HIDDEN}, batch={BATCH}, device={args.device},"
+        f"G={G_}, K={K_}, hidden={H_}, batch={B_}, device={args.device},"
         f" threads={args.threads}, median of {args.steps} steps",
         "",
         "| decoder | step (ms, median) | step (ms, min) | peak RSS (MiB) | speed-up vs loop |",
@@ -141,7 +151,7 @@ def main(argv=None) -> None:
             f" {r['peak_rss_mib']:.0f} | {r['speedup_vs_loop']:.1f}x |"
         )
     table = "\n".join(lines)
-    (args.out / f"speed_{args.device}.md").write_text(table + "\n")
+    (args.out / f"speed_{tag}.md").write_text(table + "\n")
 
     import matplotlib
 
@@ -155,9 +165,9 @@ def main(argv=None) -> None:
     ax[0].set_yscale("log")
     ax[1].bar(names, [r["peak_rss_mib"] for r in rows], color="C1")
     ax[1].set_ylabel("peak resident memory (MiB)")
-    fig.suptitle(f"Sparse VAE step, G={G}, K={K}, hidden 3x100, batch {BATCH} ({args.device})")
+    fig.suptitle(f"Sparse VAE step, G={G_}, K={K_}, hidden {H_}, batch {B_} ({args.device})")
     fig.tight_layout()
-    fig.savefig(args.out / f"speed_{args.device}.png", dpi=120)
+    fig.savefig(args.out / f"speed_{tag}.png", dpi=120)
     print(table)
 
 

@@ -97,7 +97,7 @@ def _model_classes() -> dict[str, Callable]:
     def linear(cls):
         def make(data, prior=None, **p):
             if prior is not None and not isinstance(prior, priors.NoPrior):
-                raise ValueError(f"{cls.__name__} takes no prior; use prior = \"none\"")
+                raise ValueError(f'{cls.__name__} takes no prior; use prior = "none"')
             return cls(**p)
 
         return make
@@ -108,7 +108,7 @@ def _model_classes() -> dict[str, Callable]:
         "oivae": grouped(models.OIVAE),
         "factvae": grouped(models.FactVAE),
         "sparse_vae": featured(),
-        "vae": featured(mask=False),
+        "vae": lambda data, prior=None, **p: models.VAE(n_features=data.X.shape[1], **p),
     }
 
 
@@ -125,6 +125,7 @@ METRICS = (
     "test_nll",
     "dci_disentanglement",
     "support_f1",
+    "nonzero_f1",
     "n_active",
     "n_exact_zero",
     "fit_s",
@@ -209,6 +210,8 @@ def run_one(spec: dict, progress: bool = False) -> dict:
         row["dci_disentanglement"] = metrics.dci(z, data.Z_test, seed=spec["seed"]).disentanglement
     if data.W_true is not None and support.shape[0] == data.W_true.shape[0]:
         row["support_f1"] = metrics.support_f1(support, data.W_true).f1
+        # the pattern of exact non-zeros, whatever the prior's own support rule says
+        row["nonzero_f1"] = metrics.support_f1(model.loadings() != 0, data.W_true).f1
     return row
 
 
@@ -234,13 +237,16 @@ def run_ablation(
     if not isinstance(config, dict):
         with open(config, "rb") as f:
             config = tomllib.load(f)
+    specs = expand(config)
     out = Path(out or Path("results/ablation") / config.get("name", "ablation"))
     out.mkdir(parents=True, exist_ok=True)
-    specs = expand(config)
     path = out / "runs.csv"
-    done = {r["key"] for r in _read(path)}
+    earlier = _read(path)
+    done = {r["key"] for r in earlier}
     todo = [s for s in specs if s["key"] not in done]
     fields = ["key", "label", "seed", "data", "model", "prior", "setting", *METRICS]
+    if earlier and list(earlier[0]) != fields:  # written by another version: same columns now
+        _write(path, fields, earlier)
     for spec in tqdm(todo, disable=not progress, desc="ablation"):
         row = run_one(spec)
         setting = {**spec["data_params"], **spec["grid"]}
@@ -265,6 +271,13 @@ def run_ablation(
     (out / "summary.md").write_text(summarise(rows))
     plot(rows, out)
     return rows
+
+
+def _write(path: Path, fields: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _read(path: Path) -> list[dict]:
@@ -316,8 +329,10 @@ def plot(rows: list[dict], out: Path) -> None:
     settings = sorted({s for s, _ in stats})
     labels = sorted({lab for _, lab in stats})
     parsed = [json.loads(s) for s in settings]
-    varying = [k for k in parsed[0] if len({json.dumps(p.get(k)) for p in parsed}) > 1]
-    xkey = varying[0] if len(varying) == 1 else None
+    keys = {k for p in parsed for k in p}
+    varying = [k for k in sorted(keys) if len({json.dumps(p.get(k)) for p in parsed}) > 1]
+    # a numeric x axis when one data parameter is swept and every setting has it
+    xkey = varying[0] if len(varying) == 1 and all(varying[0] in p for p in parsed) else None
     for m in METRICS:
         if not any(m in v for v in stats.values()):
             continue

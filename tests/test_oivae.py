@@ -14,7 +14,9 @@ GROUPS = [[0, 1, 2], [3], [4, 5]]  # variable sizes, 1 to 3 columns
 
 
 def small_module(p=2, hidden=(), theta_prior=True, prior_weight=1.0):
-    m = gfa.OIVAE(groups=GROUPS, latent_dim=3, p=p, generator_hidden=hidden, theta_prior=theta_prior)
+    m = gfa.OIVAE(
+        groups=GROUPS, latent_dim=3, p=p, generator_hidden=hidden, theta_prior=theta_prior
+    )
     mod = m._build_module()
     mod.prior_weight = prior_weight
     return mod
@@ -160,7 +162,9 @@ def test_same_seed_same_fit_and_fits_share_no_state():
     np.testing.assert_array_equal(a.transform(X), b.transform(X))
     assert a.module.prior is not b.module.prior and a.module.prior is not prior
     assert len(pyro.get_param_store()) == 0
-    c = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3).fit(X, epochs=3, seed=6, progress=False)
+    c = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3).fit(
+        X, epochs=3, seed=6, progress=False
+    )
     assert not np.array_equal(a.loadings(), c.loadings())
     # the caller's RNG is not touched by a seeded fit
     torch.manual_seed(0)

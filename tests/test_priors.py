@@ -27,7 +27,8 @@ def test_group_prox_exact_zeros_and_threshold_boundary():
     t = 0.5
     W = torch.zeros(1, 2, 4, dtype=torch.float64)
     W[0, :, 0] = torch.tensor([0.0, 0.5])  # norm 0.5: exactly at the threshold -> 0
-    W[0, :, 1] = torch.tensor([0.0, 0.5 * (1 + 1e-9)], dtype=torch.float64)  # just above -> tiny, nonzero
+    # just above the threshold -> tiny, nonzero
+    W[0, :, 1] = torch.tensor([0.0, 0.5 * (1 + 1e-9)], dtype=torch.float64)
     W[0, :, 2] = torch.tensor([0.6, 0.8])  # norm 1 -> norm 0.5, same direction
     W[0, :, 3] = torch.tensor([0.1, 0.0])  # below -> exact zero
     out = group_soft_threshold(W, t)

@@ -104,6 +104,18 @@ def test_loss_with_a_prior_covariance():
         gfa.SparseVAE(4, 2, prior_cov=[[1.0, 2.0], [2.0, 1.0]])
 
 
+def test_learned_prior_correlation():
+    X = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    mod = _module("gaussian", X, prior_cov="learn")
+    with torch.no_grad():
+        mod.cov_raw.normal_()
+    check_loss(mod, [torch.as_tensor(X)])  # the MVN prior's KL agrees with Pyro's
+    L = mod.prior_scale_tril()
+    torch.testing.assert_close(torch.diagonal(L @ L.T), torch.ones(3))  # a correlation
+    with pytest.raises(ValueError, match="prior_cov"):
+        gfa.SparseVAE(4, 2, prior_cov="estimate")
+
+
 def test_vae_baseline_freezes_w_at_one():
     X, _, _ = make_sparse_vae_data(n=200, seed=0)
     m = gfa.SparseVAE(7, 3, hidden=(8,), mask=False).fit(X, epochs=2, progress=False)
@@ -190,3 +202,31 @@ def test_heldout_log_likelihood_is_a_real_bound(likelihood):
     assert ll.shape == (40,) and np.all(np.isfinite(ll))
     # importance sampling with the encoder as proposal tightens the ELBO (same draws' mean)
     assert ll.mean() >= elbo.mean() - 1e-3
+
+
+def test_beta_vae_weights_the_kl_and_matches_pyro(tmp_path):
+    X = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
+    x = torch.as_tensor(X)
+    losses = {}
+    for beta in (1.0, 3.0):
+        m = gfa.VAE(n_features=5, latent_dim=2, beta=beta, hidden=(8,))
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            mod = m._build_module()
+        check_loss(mod, [x])  # plain-torch loss == Pyro ELBO with the KL scaled by beta
+        torch.manual_seed(1)
+        losses[beta] = mod.loss(x).item()
+        torch.manual_seed(1)
+        pyro_loss = TraceMeanField_ELBO().differentiable_loss(mod.model, mod.guide, x).item()
+        assert pyro_loss == pytest.approx(losses[beta], rel=1e-5)
+        loc, scale = mod.encode(x)
+        kl = (0.5 * (loc**2 + scale**2 - 1) - scale.log()).sum(-1).mean().item()
+    assert losses[3.0] - losses[1.0] == pytest.approx(2.0 * kl, rel=1e-4)
+    m.fit(X, epochs=2, progress=False)
+    assert m.module.kl_weight == 3.0 and not m.module.W.requires_grad
+    m.save(tmp_path / "vae")
+    back = gfa.load(tmp_path / "vae")
+    assert back.beta == 3.0 and back.module.kl_weight == 3.0
+    np.testing.assert_array_equal(back.transform(X), m.transform(X))
+    with pytest.raises(ValueError, match="beta"):
+        gfa.VAE(n_features=5, latent_dim=2, beta=0.0)

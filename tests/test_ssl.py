@@ -145,3 +145,22 @@ def test_lambda0_equal_lambda1_is_the_lasso():
 def test_bad_hyperparameters(kw, msg):
     with pytest.raises(ValueError, match=msg):
         SpikeSlabLasso(**kw)
+
+
+def test_group_form_on_cells_of_several_rows():
+    """p = 2 cells (the oi-VAE's columns of W^(g)): p* uses the group-Laplace constants."""
+    W = torch.zeros(2, 2, 1, dtype=torch.float64)
+    W[0, :, 0] = torch.tensor([0.3, 0.4])  # norm 0.5
+    prior = SpikeSlabLasso(lambda0=10.0, lambda1=1.0)
+    prior.setup(W)
+    # log psi1 - log psi0 = p (log lam1 - log lam0) - (lam1 - lam0) ||w||
+    logit = 2 * (math.log(1.0) - math.log(10.0)) + 9.0 * 0.5
+    p = prior.inclusion_probability(W)
+    assert p[0, 0].item() == pytest.approx(1 / (1 + math.exp(-logit)))
+    assert p[1, 0].item() == pytest.approx(1 / (1 + 100.0))  # zero cell: odds lam1^2 / lam0^2
+    prior.em_step(W)
+    lam_star = 1.0 * p[0, 0] + 10.0 * (1 - p[0, 0])
+    V = W.clone()
+    prior.prox(V, 0.01)
+    expected = W[0, :, 0] * (1 - 0.01 * lam_star / 0.5)
+    torch.testing.assert_close(V[0, :, 0], expected)

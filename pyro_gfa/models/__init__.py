@@ -4,9 +4,10 @@ from .base import Estimator, GFAModule
 from .factvae import FactVAE, FactVAEModule, JMVAEPlus
 from .linear import LDA, NMF
 from .oivae import OIVAE, OIVAEModule
-from .sparse_vae import SparseDecoder, SparseVAE, SparseVAEModule
+from .sparse_vae import VAE, SparseDecoder, SparseVAE, SparseVAEModule
 
 __all__ = ["OIVAE", "Estimator", "GFAModule", "OIVAEModule"]
 __all__ += ["FactVAE", "FactVAEModule", "JMVAEPlus"]
 __all__ += ["SparseDecoder", "SparseVAE", "SparseVAEModule"]
 __all__ += ["LDA", "NMF"]
+__all__ += ["VAE"]

@@ -69,10 +69,13 @@ def seeded(seed: int | None, device: torch.device):
         yield
 
 
-def check_matrix(X: Any, n_features: int | None, *, name: str = "X") -> np.ndarray:
+def check_matrix(
+    X: Any, n_features: int | None, *, name: str = "X", allow_nan: bool = False
+) -> np.ndarray:
     """Validate a data matrix and return it as a float32 ndarray.
 
-    Accepts numpy arrays, torch tensors and pandas DataFrames.
+    Accepts numpy arrays, torch tensors and pandas DataFrames. With ``allow_nan`` NaN
+    marks missing values (infinite values are still rejected).
     """
     if _is_anndata(X):
         X = X.X
@@ -92,6 +95,11 @@ def check_matrix(X: Any, n_features: int | None, *, name: str = "X") -> np.ndarr
         raise ValueError(f"{name} has no rows")
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(f"{name} has {X.shape[1]} columns but the model expects {n_features}")
+    if allow_nan:
+        if np.isinf(X).any():
+            r, c = np.argwhere(np.isinf(X))[0]
+            raise ValueError(f"{name} has infinite values (first at row {r}, column {c})")
+        return X
     bad = ~np.isfinite(X)
     if bad.any():
         r, c = np.argwhere(bad)[0]

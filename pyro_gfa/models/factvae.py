@@ -61,7 +61,7 @@ from torch import nn
 
 from ..data.groups import Groups
 from ..priors import GroupLasso, NoPrior, Prior, cell_norms
-from .base import Estimator, GFAModule, seeded
+from .base import Estimator, GFAModule, check_matrix, seeded
 from .nets import GroupGenerators, _uniform_
 
 __all__ = [
@@ -541,24 +541,8 @@ class FactVAE(Estimator):
 
     # -- data checks ---------------------------------------------------------------------
     def _check(self, X) -> np.ndarray:
-        """Float32 copy of ``X``; NaN allowed only for whole groups; every row needs one."""
-        if hasattr(X, "to_numpy") and hasattr(X, "columns"):
-            X = X.to_numpy()
-        elif isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
-        try:
-            X = np.array(X, dtype=np.float32)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"X must be a numeric 2-d array, got {type(X).__name__}") from e
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-d (rows x features), got shape {X.shape}")
-        if X.shape[0] == 0:
-            raise ValueError("X has no rows")
-        if X.shape[1] != self.n_features:
-            raise ValueError(f"X has {X.shape[1]} columns but the model expects {self.n_features}")
-        if np.isinf(X).any():
-            r, c = np.argwhere(np.isinf(X))[0]
-            raise ValueError(f"X has infinite values (first at row {r}, column {c})")
+        """Float32 ``X``; NaN allowed only for whole groups; every row needs one."""
+        X = check_matrix(X, self.n_features, allow_nan=True)
         nan = np.isnan(X)
         for name, ix in zip(self.groups.names, self.groups.index):
             k = nan[:, ix].sum(1)

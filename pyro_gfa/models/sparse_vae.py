@@ -26,8 +26,12 @@ Design choices (``docs/results.md``, "Sparse VAE: synthetic study", tests them)
   the paper's eq. 7-8 divided by ``N``. (The authors' code averages the likelihood over
   batch x features and divides global priors by the batch size, which weights the priors
   about ``G N / B`` times more than the posterior does.) On this scale the SSL rates are
-  rates of the posterior, so the defaults are ``lambda0 = 200, lambda1 = 20`` (the paper's
+  rates of the posterior, so the defaults are ``lambda0 = 1000, lambda1 = 100`` (the paper's
   10 / 1 act on the authors' scale; on ours they leave ``W`` dense for ``N = 1000``).
+- Prior covariance: ``Sigma`` is learned as a correlation matrix by default. With
+  ``Sigma = I`` the prior rewards decorrelated codes, and for correlated factors the
+  decorrelated basis (``z1 +- z2``) is a rotation the sparse mask then has to fight; with a
+  learned correlation only the sparsity of the mask decides the basis.
 - Scale of ``W``: the decoder's first layer has unit-norm columns (``normalize_first``) and
   the decoder weights carry the ``N(0, I)`` prior (``theta_prior``, as in the oi-VAE), so the
   L1 penalty cannot be dodged by shrinking ``W`` and growing the network behind it, and the
@@ -65,7 +69,7 @@ from torch.utils.checkpoint import checkpoint
 from ..metrics import AnchorReport, anchor_report
 from ..priors import NoPrior, Prior
 from ..priors.ssl import SpikeSlabLasso
-from .base import Estimator, GFAModule, check_matrix
+from .base import Estimator, GFAModule, check_matrix, seeded
 from .likelihoods import Likelihood, make_likelihood
 from .nets import _uniform_, mlp
 
@@ -134,9 +138,10 @@ class SparseDecoder(nn.Module):
         return self.first / self.first.norm(dim=0, keepdim=True).clamp_min(1e-12)
 
     def _trunk(self, a: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(a)
+        # ``a`` is a fresh pre-activation: ReLU in place saves one B x G x H buffer per layer
+        h = a.relu_()
         for w, b in zip(self.weights, self.biases):
-            h = torch.relu(torch.nn.functional.linear(h, w, b))
+            h = torch.nn.functional.linear(h, w, b).relu_()
         return h
 
     def _chunk(self, z: torch.Tensor, W: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -216,12 +221,19 @@ class SparseVAEModule(GFAModule):
         enc_hidden = tuple(hidden) if encoder_hidden is None else tuple(encoder_hidden)
         self.encoder = mlp(n_features, enc_hidden, 2 * latent_dim)
         self.likelihood = likelihood
-        if prior_cov is None:
+        self.learn_cov = isinstance(prior_cov, str) and prior_cov == "learn"
+        if self.learn_cov:
+            # Unconstrained lower triangle of the Cholesky factor of a correlation matrix
+            # (rows normalised in prior_scale_tril), learned by MAP with a flat LKJ(1) prior.
+            self.cov_raw = nn.Parameter(torch.zeros(latent_dim, latent_dim))
+            self.prior_cov = None
+        elif prior_cov is None:
             self.prior_cov = None
         else:
             self.register_buffer("prior_cov", torch.as_tensor(prior_cov, dtype=torch.float32))
         self.prior = prior
         prior.setup(self.W.detach())
+        self.kl_weight = 1.0  # beta of the beta-VAE
 
     # -- networks ------------------------------------------------------------------------
     def mask_matrix(self) -> torch.Tensor | None:
@@ -238,7 +250,21 @@ class SparseVAEModule(GFAModule):
         loc, log_s = self.encoder(self.likelihood.encoder_input(x)).chunk(2, dim=-1)
         return loc, log_s.clamp(-12.0, 6.0).exp() * self.std_multiplier + 1e-4
 
+    def prior_scale_tril(self) -> torch.Tensor | None:
+        """Cholesky factor of the prior covariance of ``z`` (``None`` for the identity)."""
+        if self.learn_cov:
+            eye = torch.eye(self.latent_dim, device=self.cov_raw.device)
+            L = torch.tril(self.cov_raw, -1) + eye
+            return L / L.norm(dim=1, keepdim=True)
+        if self.prior_cov is None:
+            return None
+        return torch.linalg.cholesky(self.prior_cov)
+
     def z_prior(self, n: int, like: torch.Tensor):
+        if self.learn_cov:
+            return dist.MultivariateNormal(
+                like.new_zeros(n, self.latent_dim), scale_tril=self.prior_scale_tril()
+            )
         if self.prior_cov is None:
             return dist.Normal(like.new_zeros(n, self.latent_dim), 1.0).to_event(1)
         return dist.MultivariateNormal(
@@ -265,14 +291,16 @@ class SparseVAEModule(GFAModule):
         pyro.factor("theta_prior", self.prior_weight * self.theta_log_prob())
         pyro.factor("noise_prior", self.prior_weight * self.likelihood.log_prior())
         with pyro.plate("data", n, device=x.device), poutine.scale(scale=1.0 / n):
-            z = pyro.sample("z", self.z_prior(n, x))
+            with poutine.scale(scale=self.kl_weight):
+                z = pyro.sample("z", self.z_prior(n, x))
             pyro.sample("x", self.likelihood.dist(self.decoder_out(z)), obs=x)
 
     def guide(self, x: torch.Tensor) -> None:
         n = x.shape[0]
         with pyro.plate("data", n, device=x.device), poutine.scale(scale=1.0 / n):
             loc, scale = self.encode(x)
-            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+            with poutine.scale(scale=self.kl_weight):
+                pyro.sample("z", dist.Normal(loc, scale).to_event(1))
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """Negative objective of :meth:`model`/:meth:`guide` in plain torch (same value and
@@ -282,7 +310,8 @@ class SparseVAEModule(GFAModule):
         z = q.rsample()
         loglik = self.likelihood.dist(self.decoder_out(z)).log_prob(x)
         kl = torch.distributions.kl_divergence(q, self.z_prior(x.shape[0], x))
-        objective = (loglik - kl).mean() + self.prior_weight * self.global_log_prior()
+        objective = (loglik - self.kl_weight * kl).mean()
+        objective = objective + self.prior_weight * self.global_log_prior()
         return -objective
 
     def sample_x(self, z: torch.Tensor) -> torch.Tensor:
@@ -317,7 +346,9 @@ class SparseVAE(Estimator):
         ``False`` gives the VAE baseline on the same network: ``W`` is frozen at ones and
         there is no prior on it.
     prior_cov
-        ``(K, K)`` prior covariance ``Sigma`` of ``z`` (default identity, as in the paper).
+        ``"learn"`` (default): ``Sigma`` is a correlation matrix (unit diagonal) estimated by
+        MAP with the rest (eq. 1 of the paper has a general ``Sigma``); ``None``: the
+        identity (the paper's experiments); or a fixed ``(K, K)`` covariance matrix.
     encoder_hidden
         Hidden widths of the inference network (default: ``hidden``).
     em_warmup
@@ -366,7 +397,7 @@ class SparseVAE(Estimator):
         likelihood: str | Likelihood = "gaussian",
         prior: Prior | None = None,
         mask: bool = True,
-        prior_cov=None,
+        prior_cov: str | np.ndarray | None = "learn",
         encoder_hidden: Sequence[int] | None = None,
         em_warmup: int = 20,
         prior_scale: str = "posterior",
@@ -382,14 +413,17 @@ class SparseVAE(Estimator):
                 raise ValueError("mask=False (the VAE baseline) has no W to put a prior on")
             prior = NoPrior()
         elif prior is None:
-            prior = SpikeSlabLasso(lambda0=200.0, lambda1=20.0)
+            prior = SpikeSlabLasso(lambda0=1000.0, lambda1=100.0)
         super().__init__(latent_dim, prior, prior_scale)
         self.n_features = int(n_features)
         self.hidden = tuple(hidden)
         self.encoder_hidden = None if encoder_hidden is None else tuple(encoder_hidden)
         self.likelihood = make_likelihood(likelihood, self.n_features)
         self.mask = bool(mask)
-        if prior_cov is not None:
+        if isinstance(prior_cov, str):
+            if prior_cov != "learn":
+                raise ValueError(f"prior_cov must be None, 'learn' or a matrix, got {prior_cov!r}")
+        elif prior_cov is not None:
             cov = torch.as_tensor(np.asarray(prior_cov), dtype=torch.float32)
             if cov.shape != (self.latent_dim, self.latent_dim):
                 raise ValueError(f"prior_cov must be {self.latent_dim} x {self.latent_dim}")
@@ -439,18 +473,11 @@ class SparseVAE(Estimator):
         X,
         epochs: int = 200,
         batch_size: int = 100,
-        lr: float | None = None,
-        sparse_lr: float | None = None,
-        sparse_momentum: float | None = None,
-        seed: int | None = 0,
-        device: str | torch.device = "auto",
-        progress: bool = True,
         throttle_epochs: int = 0,
         std_throttle: float = 1.0,
-        num_particles: int = 1,
-        callback=None,
+        **kwargs,
     ):
-        """Fit to ``X`` (rows are observations); see :meth:`Estimator.fit`.
+        """Fit to ``X`` (rows are observations); other options as in :meth:`Estimator.fit`.
 
         Defaults are the paper's synthetic settings (200 epochs, batch 100, Adam 1e-2 on
         the networks) plus proximal SGD on ``W`` (step ``0.3``, gradient averaging 0.9)
@@ -461,19 +488,12 @@ class SparseVAE(Estimator):
         self._steps_per_epoch = math.ceil(Xc.shape[0] / batch_size)
         try:
             return super().fit(
-                Xc,
+                X,
                 epochs=epochs,
                 batch_size=batch_size,
-                lr=lr,
-                sparse_lr=sparse_lr,
-                sparse_momentum=sparse_momentum,
-                seed=seed,
-                device=device,
-                progress=progress,
                 throttle_epochs=throttle_epochs,
                 std_throttle=std_throttle,
-                num_particles=num_particles,
-                callback=callback,
+                **kwargs,
             )
         finally:
             self._fit_data = None
@@ -522,6 +542,17 @@ class SparseVAE(Estimator):
         return anchor_report(self.support())
 
     @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
+        """``(n, n_features)`` draws of ``x`` from the generative model (``z ~ N(0, Sigma)``)."""
+        m = self._fitted()
+        with seeded(seed, self.device):
+            z = torch.randn(n, m.latent_dim, device=self.device)
+            L = m.prior_scale_tril()
+            if L is not None:
+                z = z @ L.T
+            return m.sample_x(z).cpu().numpy()
+
+    @torch.no_grad()
     def reconstruct(self, X) -> np.ndarray:
         """``(N, G)`` mean of ``x`` decoded from the posterior mean of ``z`` (for the
         multinomial likelihood, with each row's observed total)."""
@@ -529,3 +560,51 @@ class SparseVAE(Estimator):
         x = torch.as_tensor(self._check(X), device=self.device)
         out = m.decoder_out(m.encode(x)[0])
         return m.likelihood.mean(out, x).cpu().numpy()
+
+
+class VAE(SparseVAE):
+    """The VAE and beta-VAE baselines on the Sparse VAE's networks.
+
+    The same encoder, decoder and likelihoods as :class:`SparseVAE` with the mask fixed at
+    ones and no prior on it (``SparseVAE(mask=False)``), and the KL term of the ELBO
+    weighted by ``beta`` (Higgins et al. 2017; ``beta = 1`` is the VAE). The prior on ``z``
+    is ``N(0, I)`` unless ``prior_cov`` says otherwise.
+
+    Parameters
+    ----------
+    n_features, latent_dim, hidden, likelihood
+        As for :class:`SparseVAE`.
+    beta
+        Weight of ``KL(q(z | x) || p(z))``; ``elbo`` and ``log_likelihood`` always report
+        the unweighted (``beta = 1``) quantities.
+    **kwargs
+        Other :class:`SparseVAE` options (``prior_cov``, ``encoder_hidden``, ...).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        latent_dim: int,
+        beta: float = 1.0,
+        hidden: Sequence[int] = (50, 50, 50),
+        likelihood: str | Likelihood = "gaussian",
+        prior_cov=None,
+        **kwargs,
+    ):
+        if not (math.isfinite(beta) and beta > 0):
+            raise ValueError(f"beta must be a positive number, got {beta}")
+        super().__init__(
+            n_features,
+            latent_dim,
+            hidden=hidden,
+            likelihood=likelihood,
+            mask=False,
+            prior_cov=prior_cov,
+            **kwargs,
+        )
+        self.beta = float(beta)
+
+    def _build_module(self) -> SparseVAEModule:
+        module = super()._build_module()
+        module.kl_weight = self.beta
+        return module

@@ -38,16 +38,20 @@ def soft_threshold(W: torch.Tensor, threshold: float | torch.Tensor) -> torch.Te
     return torch.sign(W) * torch.clamp(W.abs() - threshold, min=0.0)
 
 
-def group_lasso_log_density(w: torch.Tensor, lam: float) -> torch.Tensor:
-    """Normalised log density of the collapsed group-lasso prior of one cell ``w`` (p,)."""
-    p = w.shape[-1]
-    log_c = (
+def log_group_laplace_const(p: int, lam: float) -> float:
+    """``log(lam^p / (2^p pi^((p-1)/2) Gamma((p+1)/2)))``: normaliser of ``exp(-lam ||w||)``
+    in ``R^p`` (the collapsed group-lasso density; the Laplace's ``lam / 2`` for ``p = 1``)."""
+    return (
         p * math.log(lam)
         - p * math.log(2.0)
         - 0.5 * (p - 1) * math.log(math.pi)
         - math.lgamma(0.5 * (p + 1))
     )
-    return log_c - lam * torch.linalg.vector_norm(w, dim=-1)
+
+
+def group_lasso_log_density(w: torch.Tensor, lam: float) -> torch.Tensor:
+    """Normalised log density of the collapsed group-lasso prior of one cell ``w`` (p,)."""
+    return log_group_laplace_const(w.shape[-1], lam) - lam * torch.linalg.vector_norm(w, dim=-1)
 
 
 class NoPrior(Prior):

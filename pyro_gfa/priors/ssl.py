@@ -34,19 +34,9 @@ import math
 import torch
 
 from .base import Prior, cell_norms
-from .lasso import group_soft_threshold
+from .lasso import group_soft_threshold, log_group_laplace_const
 
 __all__ = ["SpikeSlabLasso"]
-
-
-def _log_laplace_const(p: int, lam: float) -> float:
-    """Log normalising constant of the (group-)Laplace density ``c exp(-lam ||w||)`` in R^p."""
-    return (
-        p * math.log(lam)
-        - p * math.log(2.0)
-        - 0.5 * (p - 1) * math.log(math.pi)
-        - math.lgamma(0.5 * (p + 1))
-    )
 
 
 class SpikeSlabLasso(Prior):
@@ -134,7 +124,7 @@ class SpikeSlabLasso(Prior):
 
     # -- closed forms ------------------------------------------------------------------
     def _log_psi(self, norms: torch.Tensor, p: int, lam: float) -> torch.Tensor:
-        return _log_laplace_const(p, lam) - lam * norms
+        return log_group_laplace_const(p, lam) - lam * norms
 
     def inclusion_probability(self, W: torch.Tensor, eta: torch.Tensor | None = None):
         """``(G, K)`` ``p*_gk = E[gamma_gk | w_gk, eta_k]`` (appendix B.1, eq. 57)."""
