@@ -254,3 +254,21 @@ def test_cuda_fit_matches_cpu_shapes():
     assert m.device.type == "cuda"
     assert m.transform(X).shape == (256, 8)
     assert np.isfinite(m.log_likelihood(X[:32], num_samples=10)).all()
+
+
+@pytest.mark.parametrize("groups, hidden", [([3, 1, 2], ()), ([1] * 6, (2,)), ([6], (8, 8))])
+def test_generators_both_output_paths_agree_with_a_loop(groups, hidden):
+    """Few-groups (matmul) and many-groups (gather) output paths equal a per-group loop."""
+    from pyro_gfa.models.nets import GroupGenerators
+
+    spec = gfa.data.Groups.from_spec(groups)
+    gen = GroupGenerators(torch.as_tensor(spec.feature_group), p=2, hidden=hidden).double()
+    u = torch.randn(5, spec.n_groups, 2, dtype=torch.float64)
+    out = gen(u)
+    expected = torch.empty(5, spec.n_features, dtype=torch.float64)
+    for g, ix in enumerate(spec.index):
+        h = u[:, g]
+        for w, b in zip(gen.weights, gen.biases):
+            h = torch.relu(h @ w[g] + b[g])
+        expected[:, ix] = h @ gen.out_weight[ix].T + gen.out_bias[ix]
+    torch.testing.assert_close(out, expected)

@@ -68,5 +68,13 @@ class GroupGenerators(nn.Module):
         h = u
         for w, b in zip(self.weights, self.biases):
             h = torch.relu(torch.einsum("...gi,gio->...go", h, w) + b)
-        h = h[..., self.feature_group, :]
-        return (h * self.out_weight).sum(-1) + self.out_bias
+        if h.shape[-2] <= h.shape[-1]:
+            # Few groups: all groups through every output row in one product (G x D per
+            # row), then each output keeps its own group's value.
+            full = h @ self.out_weight.T  # (..., G, D)
+            index = self.feature_group.expand(*full.shape[:-2], 1, -1)
+            out = full.gather(-2, index).squeeze(-2)
+        else:
+            # Many groups: gather each output's group first (D x H per row).
+            out = (h[..., self.feature_group, :] * self.out_weight).sum(-1)
+        return out + self.out_bias
