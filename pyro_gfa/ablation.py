@@ -61,7 +61,7 @@ class Dataset:
 
 def _bars(n: int = 2048, n_test: int = 2048, size: int = 8, seed: int = 0, **kw) -> Dataset:
     X, _ = make_bars(n, size=size, seed=seed, **kw)
-    Xt, rows = make_bars(n_test, size=size, seed=seed + 10_000, **kw)
+    Xt, _ = make_bars(n_test, size=size, seed=seed + 10_000, **kw)
     return Dataset(X, Xt, groups=bar_groups(size), W_true=np.eye(size, dtype=bool))
 
 
@@ -91,24 +91,21 @@ def _model_classes() -> dict[str, Callable]:
     def grouped(cls):
         return lambda data, **p: cls(groups=p.pop("groups", data.groups), **p)
 
-    def featured(**fixed):
-        return lambda data, **p: models.SparseVAE(n_features=data.X.shape[1], **fixed, **p)
-
-    def linear(cls):
-        def make(data, prior=None, **p):
+    def without_prior(name, make):
+        def build(data, prior=None, **p):
             if prior is not None and not isinstance(prior, priors.NoPrior):
-                raise ValueError(f'{cls.__name__} takes no prior; use prior = "none"')
-            return cls(**p)
+                raise ValueError(f'model {name!r} takes no prior on W; use prior = "none"')
+            return make(data, **p)
 
-        return make
+        return build
 
     return {
-        "nmf": linear(models.NMF),
-        "lda": linear(models.LDA),
+        "nmf": without_prior("nmf", lambda data, **p: models.NMF(**p)),
+        "lda": without_prior("lda", lambda data, **p: models.LDA(**p)),
         "oivae": grouped(models.OIVAE),
         "factvae": grouped(models.FactVAE),
-        "sparse_vae": featured(),
-        "vae": lambda data, prior=None, **p: models.VAE(n_features=data.X.shape[1], **p),
+        "sparse_vae": lambda data, **p: models.SparseVAE(n_features=data.X.shape[1], **p),
+        "vae": without_prior("vae", lambda data, **p: models.VAE(n_features=data.X.shape[1], **p)),
     }
 
 
