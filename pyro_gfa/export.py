@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from pyro import poutine
 
+from .inference.evaluate import replicated_traces
 from .models.base import Estimator, feature_names_of, seeded
 
 __all__ = ["to_arviz"]
@@ -57,19 +58,12 @@ def _draws(est: Estimator, X: Any, num_samples: int, chunk_rows: int) -> dict[st
     m = est._fitted()
     x_np = est._check(X)
     tensors = est._tensors(x_np, est.device)
-    n = x_np.shape[0]
     S = num_samples
-    rows_per = max(1, chunk_rows // S)
     latents: dict[str, list] = {}
     observed: dict[str, list] = {}
     predictive: dict[str, list] = {}
     loglik: dict[str, list] = {}
-    for b in range(0, n, rows_per):
-        batch = [t[b : b + rows_per] for t in tensors]
-        r = batch[0].shape[0]
-        rep = [t.repeat(S, *([1] * (t.dim() - 1))) for t in batch]
-        guide_tr = poutine.trace(m.guide).get_trace(*rep)
-        model_tr = poutine.trace(poutine.replay(m.model, trace=guide_tr)).get_trace(*rep)
+    for r, rep, guide_tr, model_tr in replicated_traces(m, tensors, S, chunk_rows):
         pred_tr = poutine.trace(
             poutine.uncondition(poutine.replay(m.model, trace=guide_tr))
         ).get_trace(*rep)

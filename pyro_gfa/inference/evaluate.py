@@ -34,6 +34,24 @@ def _row_terms(trace, n_rows: int, observed_only: bool = False) -> torch.Tensor:
     return total
 
 
+def replicated_traces(
+    module, tensors: Sequence[torch.Tensor], num_samples: int, chunk_rows: int = 4096
+):
+    """Yield ``(rows, args, guide_trace, model_trace)`` for chunks of rows, every row repeated
+    ``num_samples`` times in ``args`` (sample-major: row ``i`` of draw ``s`` is at
+    ``s * rows + i``)."""
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    n = tensors[0].shape[0]
+    rows_per = max(1, chunk_rows // num_samples)
+    for b in range(0, n, rows_per):
+        batch = [t[b : b + rows_per] for t in tensors]
+        rep = [t.repeat(num_samples, *([1] * (t.dim() - 1))) for t in batch]
+        guide_tr = poutine.trace(module.guide).get_trace(*rep)
+        model_tr = poutine.trace(poutine.replay(module.model, trace=guide_tr)).get_trace(*rep)
+        yield batch[0].shape[0], rep, guide_tr, model_tr
+
+
 @torch.no_grad()
 def log_weights(
     module,
@@ -47,17 +65,8 @@ def log_weights(
     With ``observed_only`` the terms are ``log p(x_i | z_s)`` alone (the reconstruction
     term of the ELBO).
     """
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    n = tensors[0].shape[0]
-    rows_per = max(1, chunk_rows // num_samples)
     out = []
-    for b in range(0, n, rows_per):
-        batch = [t[b : b + rows_per] for t in tensors]
-        m = batch[0].shape[0]
-        rep = [t.repeat(num_samples, *([1] * (t.dim() - 1))) for t in batch]
-        guide_tr = poutine.trace(module.guide).get_trace(*rep)
-        model_tr = poutine.trace(poutine.replay(module.model, trace=guide_tr)).get_trace(*rep)
+    for m, _, guide_tr, model_tr in replicated_traces(module, tensors, num_samples, chunk_rows):
         guide_tr.compute_log_prob()
         model_tr.compute_log_prob()
         lw = _row_terms(model_tr, num_samples * m, observed_only)
