@@ -333,9 +333,15 @@ class Estimator:
         return tuple(f"x{j}" for j in range(self.n_features))
 
     @property
+    def group_names(self) -> tuple[str, ...] | None:
+        """Names of the groups of a grouped model (``None`` for a per-feature model)."""
+        groups = getattr(self, "groups", None)
+        return None if groups is None else groups.names
+
+    @property
     def unit_names(self) -> tuple[str, ...]:
         """Names of the rows of :meth:`loadings`: group names, or feature names."""
-        names = getattr(self, "group_names", None)
+        names = self.group_names
         if names is not None:
             return tuple(names)
         return self.feature_names
@@ -343,7 +349,7 @@ class Estimator:
     @property
     def unit_kind(self) -> str:
         """``"group"`` when the rows of :meth:`loadings` are groups, else ``"feature"``."""
-        return "group" if getattr(self, "group_names", None) is not None else "feature"
+        return "group" if self.group_names is not None else "feature"
 
     def loadings_frame(self):
         """:meth:`loadings` as a ``pandas.DataFrame`` (rows: groups or features, columns

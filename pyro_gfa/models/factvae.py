@@ -535,10 +535,6 @@ class FactVAE(Estimator):
             sigma_init=self.sigma_init,
         )
 
-    @property
-    def group_names(self) -> tuple[str, ...]:
-        return self.groups.names
-
     # -- data checks ---------------------------------------------------------------------
     def _check(self, X) -> np.ndarray:
         """Float32 ``X``; NaN allowed only for whole groups; every row needs one."""

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..data.groups import Groups
 from ..priors import GroupLasso, Prior
-from .base import Estimator, GFAModule
+from .base import Estimator, GFAModule, check_matrix
 from .nets import GroupGenerators, mlp
 
 
@@ -187,15 +187,9 @@ class OIVAE(Estimator):
             theta_prior=self.theta_prior,
         )
 
-    @property
-    def group_names(self) -> tuple[str, ...]:
-        return self.groups.names
-
     def _check(self, X):
         # The oi-VAE's single encoder needs every column; point users with missing groups
         # to the factVAE (same generators, per-group encoders).
-        from .base import check_matrix
-
         try:
             return check_matrix(X, self.n_features)
         except ValueError as e:
