@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 FIELDS = ["model", "input", "seed", "accuracy", "fit_s", "epochs", "active_factors", "note"]
-MODELS = ("nmf", "pca", "fa", "oivae", "sparse_vae", "vae")
+MODELS = ("nmf", "pca", "fa", "oivae", "sparse_vae", "vae", "vsc")
 INPUTS = ("raw", "z")
 K = 15
 N_GENES = 558
@@ -80,6 +80,7 @@ LABELS = {
     "oivae": "oi-VAE (1 group)",
     "sparse_vae": "Sparse VAE",
     "vae": "VAE",
+    "vsc": "VSC",
 }
 
 
@@ -181,6 +182,10 @@ def fit_model(
         if model == "sparse_vae":
             extra["active_factors"] = int(m.support().any(0).sum())
             extra["estimator"] = m
+    elif model == "vsc":
+        m = gfa.VSC(n_features=G, latent_dim=K, slab_prob=0.01, hidden=HIDDEN)
+        m.fit(X_tr, epochs=epochs, batch_size=512, lr=1e-2, seed=seed, progress=False)
+        extra["active_factors"] = int((m.code_kl_ > m.kl_tol).sum())
     else:
         raise ValueError(f"unknown model {model!r}")
     return m.transform(X_tr), m.transform(X_te), extra

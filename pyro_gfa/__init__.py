@@ -2,7 +2,7 @@
 
 from . import data, export, inference, io, metrics, plots, priors
 from .io import load
-from .models import LDA, NMF, OIVAE, VAE, FactVAE, JMVAEPlus, SparseVAE
+from .models import LDA, NMF, OIVAE, VAE, VSC, FactVAE, JMVAEPlus, SparseVAE
 
 __version__ = "0.1.0"
 
@@ -14,6 +14,7 @@ __all__ = [
     "JMVAEPlus",
     "SparseVAE",
     "VAE",
+    "VSC",
     "data",
     "export",
     "inference",

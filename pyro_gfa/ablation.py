@@ -106,6 +106,7 @@ def _model_classes() -> dict[str, Callable]:
         "factvae": grouped(models.FactVAE),
         "sparse_vae": lambda data, **p: models.SparseVAE(n_features=data.X.shape[1], **p),
         "vae": without_prior("vae", lambda data, **p: models.VAE(n_features=data.X.shape[1], **p)),
+        "vsc": without_prior("vsc", lambda data, **p: models.VSC(n_features=data.X.shape[1], **p)),
     }
 
 

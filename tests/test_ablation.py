@@ -64,7 +64,7 @@ def test_runs_writes_table_and_resumes_after_interruption(tmp_path, monkeypatch)
     [
         (
             {"runs": [{"model": "ovae"}]},
-            "unknown model .ovae.; valid names: factvae, lda, nmf, oivae, sparse_vae, vae",
+            "unknown model .ovae.; valid names: factvae, lda, nmf, oivae, sparse_vae, vae, vsc",
         ),
         (
             {"runs": [{"model": "oivae", "prior": "laplace"}]},

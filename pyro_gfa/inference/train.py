@@ -98,7 +98,8 @@ def train(
     ----------
     module
         A model following the :class:`~pyro_gfa.models.base.GFAModule` protocol, already
-        on the device of ``tensors``.
+        on the device of ``tensors``. If it has a ``start_epoch(epoch)`` method, that is
+        called before every epoch (schedules such as the VSC's prior warm-up).
     tensors
         Tensors with the same number of rows, passed (batch by batch) to model and guide.
     epochs, batch_size
@@ -160,6 +161,8 @@ def train(
     try:
         for epoch in bar:
             module.std_multiplier = std_throttle if epoch < throttle_epochs else 1.0
+            if hasattr(module, "start_epoch"):  # per-epoch schedules of the model (warm-ups)
+                module.start_epoch(epoch)
             perm = torch.randperm(n, device=tensors[0].device)
             total = torch.zeros((), device=tensors[0].device)
             for b in range(0, n, batch_size):

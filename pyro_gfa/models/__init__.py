@@ -5,9 +5,10 @@ from .factvae import FactVAE, FactVAEModule, JMVAEPlus
 from .linear import LDA, NMF
 from .oivae import OIVAE, OIVAEModule
 from .sparse_vae import VAE, SparseDecoder, SparseVAE, SparseVAEModule
+from .vsc import VSC, SpikeAndSlab, VSCModule
 
 __all__ = ["OIVAE", "Estimator", "GFAModule", "OIVAEModule"]
 __all__ += ["FactVAE", "FactVAEModule", "JMVAEPlus"]
 __all__ += ["SparseDecoder", "SparseVAE", "SparseVAEModule"]
 __all__ += ["LDA", "NMF"]
-__all__ += ["VAE"]
+__all__ += ["VAE", "VSC", "SpikeAndSlab", "VSCModule"]

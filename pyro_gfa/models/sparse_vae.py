@@ -295,18 +295,22 @@ class SparseVAEModule(GFAModule):
                 z = pyro.sample("z", self.z_prior(n, x))
             pyro.sample("x", self.likelihood.dist(self.decoder_out(z)), obs=x)
 
+    def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
+        """``q(z | x)`` for the rows of ``x`` (batch shape ``(N,)``, event shape ``(K,)``)."""
+        loc, scale = self.encode(x)
+        return dist.Normal(loc, scale).to_event(1)
+
     def guide(self, x: torch.Tensor) -> None:
         n = x.shape[0]
         with pyro.plate("data", n, device=x.device), poutine.scale(scale=1.0 / n):
-            loc, scale = self.encode(x)
+            q = self.posterior(x)
             with poutine.scale(scale=self.kl_weight):
-                pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+                pyro.sample("z", q)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """Negative objective of :meth:`model`/:meth:`guide` in plain torch (same value and
         gradient as ``TraceMeanField_ELBO``; checked by the trainer on the first batch)."""
-        loc, scale = self.encode(x)
-        q = dist.Normal(loc, scale).to_event(1)
+        q = self.posterior(x)
         z = q.rsample()
         loglik = self.likelihood.dist(self.decoder_out(z)).log_prob(x)
         kl = torch.distributions.kl_divergence(q, self.z_prior(x.shape[0], x))
@@ -383,6 +387,7 @@ class SparseVAE(Estimator):
     (7, 5)
     """
 
+    module_class: type[SparseVAEModule] = SparseVAEModule
     default_lr = 1e-2
     default_sparse_lr = 0.3
     default_sparse_momentum = 0.9
@@ -453,7 +458,7 @@ class SparseVAE(Estimator):
         prior = copy.deepcopy(self.prior)
         if isinstance(prior, SpikeSlabLasso):
             prior.em_warmup_steps = self.em_warmup * self._steps_per_epoch
-        return SparseVAEModule(
+        return self.module_class(
             self.n_features,
             self.latent_dim,
             prior,
@@ -466,7 +471,12 @@ class SparseVAE(Estimator):
             theta_prior=self.theta_prior,
             normalize_first=self.normalize_first,
             w_init=self.w_init,
+            **self._module_options(),
         )
+
+    def _module_options(self) -> dict:
+        """Extra keyword arguments of :attr:`module_class` (none for the Sparse VAE)."""
+        return {}
 
     def fit(
         self,
