@@ -9,6 +9,7 @@ from pyro_gfa.models.likelihoods import (
     GaussianLikelihood,
     MultinomialCounts,
     MultinomialLikelihood,
+    NegativeBinomialLikelihood,
     calibrate_xi,
     make_likelihood,
 )
@@ -78,16 +79,56 @@ def test_multinomial_sample_and_mean():
         (np.array([[1.0, 0.5], [2.0, 0.0]]), "integer"),
     ],
 )
-def test_multinomial_bad_counts(X, msg):
-    with pytest.raises(ValueError, match=msg):
-        MultinomialLikelihood().check(X)
-    with pytest.raises(ValueError, match=msg):
-        gfa.SparseVAE(2, 2, likelihood="multinomial").fit(X, epochs=1)
+def test_count_likelihoods_reject_bad_counts(X, msg):
+    for lik, name in [
+        (MultinomialLikelihood(), "multinomial"),
+        (NegativeBinomialLikelihood(2), "nb"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            lik.check(X)
+        with pytest.raises(ValueError, match=msg):
+            gfa.SparseVAE(2, 2, likelihood=name).fit(X, epochs=1)
+
+
+def test_negative_binomial_log_prob_against_the_pmf():
+    torch.manual_seed(0)
+    lik = NegativeBinomialLikelihood(5)
+    with torch.no_grad():
+        lik.log_theta.copy_(torch.linspace(-1.0, 2.0, 5))
+    out = torch.randn(4, 5)
+    x = torch.randint(0, 30, (4, 5)).float()
+    lp = lik.dist(out).log_prob(x)
+    theta = lik.log_theta.exp()
+    for i in range(4):
+        mu = x[i].sum() * torch.softmax(out[i], -1)
+        # NB(x; mu, theta) = C(x + theta - 1, x) (theta / (theta + mu))^theta (mu / (theta + mu))^x
+        ref = (
+            torch.lgamma(x[i] + theta)
+            - torch.lgamma(theta)
+            - torch.lgamma(x[i] + 1)
+            + theta * torch.log(theta / (theta + mu))
+            + x[i] * torch.log(mu / (theta + mu))
+        ).sum()
+        assert lp[i].item() == pytest.approx(ref.item(), rel=1e-5)
+    torch.testing.assert_close(lik.mean(out, x), x.sum(-1, keepdim=True) * torch.softmax(out, -1))
+
+
+def test_negative_binomial_vae_fits_overdispersed_counts():
+    rng = np.random.default_rng(0)
+    n, g = 400, 10
+    mu = np.exp(rng.normal(1.0, 0.5, (n, 1)) + rng.normal(0, 1, (1, g)))
+    X = rng.negative_binomial(2.0, 2.0 / (2.0 + mu)).astype(np.float32)  # theta = 2
+    m = gfa.VAE(g, 2, hidden=(16,), likelihood="negative_binomial")
+    m.fit(X, epochs=60, lr=1e-2, progress=False, seed=0)
+    theta = np.exp(m.module.likelihood.log_theta.detach().numpy())
+    assert 1.0 < np.median(theta) < 4.0
+    assert m.sample(3, seed=0).shape == (3, g)
 
 
 def test_make_likelihood_names():
     assert isinstance(make_likelihood("gaussian", 3), GaussianLikelihood)
     assert isinstance(make_likelihood("bernoulli", 3), BernoulliLikelihood)
     assert isinstance(make_likelihood("multinomial", 3), MultinomialLikelihood)
+    assert isinstance(make_likelihood("negative_binomial", 3), NegativeBinomialLikelihood)
     with pytest.raises(ValueError, match="likelihood must be"):
         make_likelihood("poisson", 3)

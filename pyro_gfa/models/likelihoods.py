@@ -249,23 +249,26 @@ class BernoulliLikelihood(Likelihood):
         return torch.sigmoid(out)
 
 
+def check_counts(X: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` unless ``X`` holds non-negative integers."""
+    if (X < 0).any():
+        r, c = np.argwhere(X < 0)[0]
+        raise ValueError(
+            f"the {name} likelihood needs non-negative counts; X[{r}, {c}] = {X[r, c]}"
+        )
+    frac = X != np.round(X)
+    if frac.any():
+        r, c = np.argwhere(frac)[0]
+        raise ValueError(f"the {name} likelihood needs integer counts; X[{r}, {c}] = {X[r, c]}")
+
+
 class MultinomialLikelihood(Likelihood):
     """``x_i ~ Multinomial(n_i, softmax(out_i))`` over the features (counts)."""
 
     name = "multinomial"
 
     def check(self, X):
-        if (X < 0).any():
-            r, c = np.argwhere(X < 0)[0]
-            raise ValueError(
-                f"the multinomial likelihood needs non-negative counts; X[{r}, {c}] = {X[r, c]}"
-            )
-        frac = X != np.round(X)
-        if frac.any():
-            r, c = np.argwhere(frac)[0]
-            raise ValueError(
-                f"the multinomial likelihood needs integer counts; X[{r}, {c}] = {X[r, c]}"
-            )
+        check_counts(X, self.name)
 
     def encoder_input(self, x):
         return torch.log1p(x)
@@ -283,8 +286,70 @@ class MultinomialLikelihood(Likelihood):
         return MultinomialCounts(out, total_count=total_count).sample()
 
 
+class NegativeBinomialLikelihood(Likelihood):
+    """``x_ij ~ NB(mean = n_i softmax(out_i)_j, dispersion theta_j)`` for overdispersed counts.
+
+    The mean is the row's observed total ``n_i`` (library size) times a composition over the
+    features, as in scVI; ``theta_j`` is a learned per-feature inverse dispersion
+    (``Var = mu + mu^2 / theta``), started at 1. ``theta -> infinity`` is the Poisson.
+    """
+
+    name = "negative_binomial"
+
+    def __init__(self, n_features: int):
+        super().__init__()
+        self.log_theta = nn.Parameter(torch.zeros(n_features))
+
+    def check(self, X):
+        check_counts(X, "negative binomial")
+
+    def encoder_input(self, x):
+        return torch.log1p(x)
+
+    def _nb(self, out: torch.Tensor, total: torch.Tensor) -> TorchDistribution:
+        log_mu = torch.log_softmax(out, -1) + total.clamp_min(1.0).log().unsqueeze(-1)
+        return dist.NegativeBinomial(
+            total_count=self.log_theta.exp(), logits=log_mu - self.log_theta
+        )
+
+    def dist(self, out):
+        return _RowTotalNB(self, out)
+
+    def mean(self, out, x=None):
+        p = torch.softmax(out, -1)
+        if x is None:
+            return p
+        return x.sum(-1, keepdim=True) * p
+
+    def sample(self, out, total_count=100):
+        total = torch.full(out.shape[:-1], float(total_count), device=out.device)
+        return self._nb(out, total).sample()
+
+
+class _RowTotalNB(TorchDistribution):
+    """The negative binomial of :class:`NegativeBinomialLikelihood`: its mean needs the row
+    total of the value it scores, so the distribution is built inside ``log_prob``."""
+
+    arg_constraints = {}
+    support = constraints.independent(constraints.nonnegative_integer, 1)
+
+    def __init__(self, lik: NegativeBinomialLikelihood, out: torch.Tensor, validate_args=None):
+        self.lik, self.out = lik, out
+        super().__init__(out.shape[:-1], out.shape[-1:], validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        out = self.out.expand(torch.Size(batch_shape) + self.event_shape)
+        return _RowTotalNB(self.lik, out, validate_args=False)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return self.lik._nb(self.out, value.sum(-1)).log_prob(value).sum(-1)
+
+
 def make_likelihood(spec: str | Likelihood, n_features: int) -> Likelihood:
-    """A likelihood from its name (``"gaussian"``, ``"bernoulli"``, ``"multinomial"``)."""
+    """A likelihood from its name (``"gaussian"``, ``"bernoulli"``, ``"multinomial"``,
+    ``"negative_binomial"``)."""
     if isinstance(spec, Likelihood):
         return spec
     table = {
@@ -293,10 +358,14 @@ def make_likelihood(spec: str | Likelihood, n_features: int) -> Likelihood:
         "bernoulli": BernoulliLikelihood,
         "multinomial": MultinomialLikelihood,
         "softmax": MultinomialLikelihood,
+        "negative_binomial": NegativeBinomialLikelihood,
+        "nb": NegativeBinomialLikelihood,
     }
     if spec not in table:
         raise ValueError(
-            f"likelihood must be 'gaussian', 'bernoulli' or 'multinomial', got {spec!r}"
+            "likelihood must be 'gaussian', 'bernoulli', 'multinomial' or"
+            f" 'negative_binomial', got {spec!r}"
         )
     cls = table[spec]
-    return cls(n_features) if cls is GaussianLikelihood else cls()
+    needs_g = (GaussianLikelihood, NegativeBinomialLikelihood)
+    return cls(n_features) if cls in needs_g else cls()

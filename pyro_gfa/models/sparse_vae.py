@@ -340,7 +340,7 @@ class SparseVAE(Estimator):
         Hidden layer widths of the decoder (and of the encoder unless ``encoder_hidden``);
         the paper uses 3 layers of 50 (synthetic), 100 (PeerRead, Zeisel) or 300 (MovieLens).
     likelihood
-        ``"gaussian"`` (default), ``"bernoulli"``, ``"multinomial"`` or a
+        ``"gaussian"`` (default), ``"bernoulli"``, ``"multinomial"``, ``"negative_binomial"`` or a
         :class:`~pyro_gfa.models.likelihoods.Likelihood`.
     prior
         Prior on ``W`` (default ``SpikeSlabLasso(lambda0=200, lambda1=20)``, ``a = 1``,
