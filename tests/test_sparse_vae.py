@@ -230,3 +230,18 @@ def test_beta_vae_weights_the_kl_and_matches_pyro(tmp_path):
     np.testing.assert_array_equal(back.transform(X), m.transform(X))
     with pytest.raises(ValueError, match="beta"):
         gfa.VAE(n_features=5, latent_dim=2, beta=0.0)
+
+
+def test_restarts_keep_the_fit_with_the_best_training_elbo():
+    X, _, _ = make_sparse_vae_data(n=200, rho=0.0, seed=0)
+    m = gfa.SparseVAE(7, 3, hidden=(8,)).fit(X, epochs=3, progress=False, seed=1, n_restarts=3)
+    assert len(m.restart_elbos_) == 3 and len(set(m.restart_elbos_)) == 3
+    assert m.elbo(X, seed=1).mean() == pytest.approx(max(m.restart_elbos_), rel=1e-5)
+    single = gfa.SparseVAE(7, 3, hidden=(8,)).fit(X, epochs=3, progress=False, seed=1)
+    first = gfa.SparseVAE(7, 3, hidden=(8,)).fit(X, epochs=3, progress=False, seed=1001)
+    assert single.elbo(X, seed=1).mean() == pytest.approx(m.restart_elbos_[0], rel=1e-5)
+    assert first.elbo(X, seed=1).mean() == pytest.approx(m.restart_elbos_[1], rel=1e-5)
+    with pytest.raises(ValueError, match="n_restarts"):
+        gfa.SparseVAE(7, 3).fit(X, epochs=1, n_restarts=2, validation_data=X, progress=False)
+    with pytest.raises(ValueError, match="n_restarts"):
+        gfa.SparseVAE(7, 3).fit(X, epochs=1, n_restarts=0, progress=False)

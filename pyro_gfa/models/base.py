@@ -423,6 +423,7 @@ class Estimator:
         checkpoint: str | Path | None = None,
         checkpoint_every: int = 10,
         pyro_elbo: bool = False,
+        n_restarts: int = 1,
     ):
         """Fit the model to ``X`` (rows are observations), starting from a fresh initialisation.
 
@@ -471,6 +472,12 @@ class Estimator:
             ``checkpoint_every`` epochs and at the end (:class:`Checkpoint`).
         checkpoint_every
             Epochs between checkpoints.
+        n_restarts
+            Fit this many times from different initialisations (seeds ``seed``,
+            ``seed + 1000``, ...) and keep the fit with the best training ELBO (mean per row,
+            10 draws); the ELBOs are in ``restart_elbos_``. Local optima matter for sparse
+            models (a factor merged into another); this is the ``n_init`` of scikit-learn.
+            Not combinable with ``validation_data`` or ``checkpoint``.
 
         Returns
         -------
@@ -482,6 +489,10 @@ class Estimator:
         """
         names = self.__dict__.get("_fit_names", feature_names_of(X))
         X = self._check(X)
+        if not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1:
+            raise ValueError(f"n_restarts must be a positive integer, got {n_restarts!r}")
+        if n_restarts > 1 and (validation_data is not None or checkpoint is not None):
+            raise ValueError("n_restarts > 1 cannot be combined with validation_data or checkpoint")
         callbacks = [] if callback is None else [callback]
         stopper = None
         if validation_data is not None:
@@ -500,28 +511,43 @@ class Estimator:
         self.feature_names_ = names
         self.best_epoch_ = None
         dev = resolve_device(device)
-        with seeded(seed, dev):
-            self.module = self._build_module().to(dev)
-            self.module.prior_weight = 1.0 if self.prior_scale == "paper" else 1.0 / X.shape[0]
-            self.history_ = []
-            train(
-                self.module,
-                self._tensors(X, dev),
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=self.default_lr if lr is None else lr,
-                sparse_lr=self.default_sparse_lr if sparse_lr is None else sparse_lr,
-                sparse_momentum=(
-                    self.default_sparse_momentum if sparse_momentum is None else sparse_momentum
-                ),
-                std_throttle=std_throttle,
-                throttle_epochs=throttle_epochs,
-                num_particles=num_particles,
-                progress=progress,
-                callback=callback,
-                history=self.history_,
-                pyro_elbo=pyro_elbo,
-            )
+        tensors = self._tensors(X, dev)
+        self.restart_elbos_ = []
+        best = None
+        for r in range(n_restarts):
+            with seeded(None if seed is None else seed + 1000 * r, dev):
+                self.module = self._build_module().to(dev)
+                self.module.prior_weight = 1.0 if self.prior_scale == "paper" else 1.0 / X.shape[0]
+                self.history_ = []
+                train(
+                    self.module,
+                    tensors,
+                    epochs=epochs,
+                    batch_size=batch_size,
+                    lr=self.default_lr if lr is None else lr,
+                    sparse_lr=self.default_sparse_lr if sparse_lr is None else sparse_lr,
+                    sparse_momentum=(
+                        self.default_sparse_momentum if sparse_momentum is None else sparse_momentum
+                    ),
+                    std_throttle=std_throttle,
+                    throttle_epochs=throttle_epochs,
+                    num_particles=num_particles,
+                    progress=progress,
+                    callback=callback,
+                    history=self.history_,
+                    pyro_elbo=pyro_elbo,
+                )
+            if n_restarts == 1:
+                break
+            with seeded(seed, dev):
+                score = float(elbo_rows(self.module, tensors, 10).mean())
+            self.restart_elbos_.append(score)
+            if best is None or score > best[0]:
+                best = (score, self.module, self.history_)
+            if len(self.history_) < epochs:  # interrupted or stopped by the callback
+                break
+        if best is not None:
+            _, self.module, self.history_ = best
         if stopper is not None:
             self.best_epoch_ = stopper.best_epoch
             if restore_best:
