@@ -213,6 +213,8 @@ def test_non_finite_objective_fails_clearly_and_keeps_history():
         (dict(groups=[2, 2], latent_dim=2, prior="lasso"), TypeError, "prior"),
         (dict(groups=[2, 2], latent_dim=2, p=0), ValueError, "p must"),
         (dict(groups=[2, 2], latent_dim=2, prior_scale="x"), ValueError, "prior_scale"),
+        (dict(groups=[2, 2], latent_dim=2, generator_activation="gelu"), ValueError, "activ"),
+        (dict(groups=[2, 2], latent_dim=2, sigma_init=0.0), ValueError, "sigma_init"),
     ],
 )
 def test_bad_construction(kwargs, err, match):
@@ -272,3 +274,16 @@ def test_generators_both_output_paths_agree_with_a_loop(groups, hidden):
             h = torch.relu(h @ w[g] + b[g])
         expected[:, ix] = h @ gen.out_weight[ix].T + gen.out_bias[ix]
     torch.testing.assert_close(out, expected)
+
+
+def test_tanh_generators_are_the_papers_mocap_form():
+    # mu_j = W3_j . tanh(W^(g(j)) z) + b3_j with a linear generator after the tanh
+    m = gfa.OIVAE(groups=[2, 3], latent_dim=4, p=3, generator_activation="tanh", sigma_init=0.05)
+    module = m._build_module()
+    z = torch.randn(6, 4)
+    u = torch.einsum("nk,gpk->ngp", z, module.W)
+    gen = module.generators
+    group = gen.feature_group
+    ref = (torch.tanh(u)[:, group, :] * gen.out_weight).sum(-1) + gen.out_bias
+    torch.testing.assert_close(module.decode(z), ref)
+    torch.testing.assert_close(module.sigma(), torch.full((5,), 0.05 + 1e-3))

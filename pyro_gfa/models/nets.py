@@ -41,10 +41,26 @@ class GroupGenerators(nn.Module):
         Inputs per generator (rows of each ``W^(g)``).
     hidden
         Hidden layer widths of every generator; empty for linear generators.
+    input_activation
+        ``None``, ``"tanh"`` or ``"relu"``: applied to ``u_g`` before the generator (the
+        oi-VAE paper's motion-capture generators are ``W3 tanh(W^(g) z) + b3``).
     """
 
-    def __init__(self, feature_group: torch.Tensor, p: int, hidden: Sequence[int] = ()):
+    ACTIVATIONS = {None: None, "tanh": torch.tanh, "relu": torch.relu}
+
+    def __init__(
+        self,
+        feature_group: torch.Tensor,
+        p: int,
+        hidden: Sequence[int] = (),
+        input_activation: str | None = None,
+    ):
         super().__init__()
+        if input_activation not in self.ACTIVATIONS:
+            raise ValueError(
+                f"input_activation must be None, 'tanh' or 'relu', got {input_activation!r}"
+            )
+        self.input_activation = self.ACTIVATIONS[input_activation]
         self.register_buffer("feature_group", torch.as_tensor(feature_group, dtype=torch.long))
         n_groups = int(self.feature_group.max()) + 1
         dims = [p, *hidden]
@@ -65,7 +81,7 @@ class GroupGenerators(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """``u``: ``(..., G, p)`` generator inputs; returns ``(..., D)`` means."""
-        h = u
+        h = u if self.input_activation is None else self.input_activation(u)
         for w, b in zip(self.weights, self.biases):
             h = torch.relu(torch.einsum("...gi,gio->...go", h, w) + b)
         if h.shape[-2] <= h.shape[-1]:

@@ -43,6 +43,7 @@ class OIVAEModule(GFAModule):
         encoder_hidden: Sequence[int] = (),
         theta_prior: bool = True,
         sigma_init: float = 1e-2,
+        generator_activation: str | None = None,
     ):
         super().__init__()
         self.latent_dim = latent_dim
@@ -52,7 +53,7 @@ class OIVAEModule(GFAModule):
         # generators learn to use them.
         self.W = nn.Parameter(torch.randn(G, p, latent_dim))
         self.generators = GroupGenerators(
-            torch.as_tensor(groups.feature_group), p, generator_hidden
+            torch.as_tensor(groups.feature_group), p, generator_hidden, generator_activation
         )
         self.encoder = mlp(D, encoder_hidden, 2 * latent_dim)
         self.log_sigma = nn.Parameter(torch.full((D,), math.log(sigma_init)))
@@ -135,6 +136,12 @@ class OIVAE(Estimator):
         Hidden layer widths of the inference network; ``()`` for a linear encoder.
     theta_prior
         Put the ``N(0, I)`` prior on the generator weights.
+    generator_activation
+        ``None`` (default), ``"tanh"`` or ``"relu"``, applied to each generator's input
+        ``W^(g) z``; ``"tanh"`` with ``generator_hidden=()`` is the paper's motion-capture
+        generator ``W3 tanh(W^(g) z) + b3``.
+    sigma_init
+        Initial noise standard deviation of every feature.
     prior_scale
         ``"paper"`` (priors counted once against the per-row mean ELBO, as in the paper)
         or ``"posterior"`` (priors divided by ``N``); see :mod:`pyro_gfa.models.base`.
@@ -164,8 +171,18 @@ class OIVAE(Estimator):
         theta_prior: bool = True,
         prior_scale: str = "paper",
         n_features: int | None = None,
+        generator_activation: str | None = None,
+        sigma_init: float = 1e-2,
     ):
         super().__init__(latent_dim, GroupLasso(1.0) if prior is None else prior, prior_scale)
+        if generator_activation not in GroupGenerators.ACTIVATIONS:
+            raise ValueError(
+                f"generator_activation must be None, 'tanh' or 'relu', got {generator_activation!r}"
+            )
+        if not (math.isfinite(sigma_init) and sigma_init > 0):
+            raise ValueError(f"sigma_init must be a positive number, got {sigma_init}")
+        self.generator_activation = generator_activation
+        self.sigma_init = float(sigma_init)
         if not isinstance(p, int) or p <= 0:
             raise ValueError(f"p must be a positive integer, got {p!r}")
         self.groups = Groups.from_spec(groups, n_features)
@@ -185,6 +202,8 @@ class OIVAE(Estimator):
             generator_hidden=self.generator_hidden,
             encoder_hidden=self.encoder_hidden,
             theta_prior=self.theta_prior,
+            sigma_init=self.sigma_init,
+            generator_activation=self.generator_activation,
         )
 
     def _check(self, X):
