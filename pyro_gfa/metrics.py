@@ -10,6 +10,8 @@ plain Python floats, numpy arrays or small frozen dataclasses.
   after matching columns.
 - :func:`dci` and :func:`dci_from_importance`: DCI disentanglement, completeness and
   informativeness of Eastwood & Williams (2018).
+- :func:`recall_at_k` and :func:`ndcg_at_k`: per-user ranking metrics of held-out items
+  (Liang et al. 2018, "Variational autoencoders for collaborative filtering").
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ __all__ = [
     "heldout_nll",
     "match_columns",
     "mse",
+    "ndcg_at_k",
+    "recall_at_k",
     "support_f1",
 ]
 
@@ -658,3 +662,133 @@ def heldout_nll(model: Any, X: Any, num_samples: int = 100, seed: int = 0) -> fl
     bound on the true NLL that tightens as ``num_samples`` grows.
     """
     return float(-np.mean(model.log_likelihood(X, num_samples=num_samples, seed=seed)))
+
+
+# ---------------------------------------------------------------------------------------------
+# ranking metrics (Liang et al. 2018)
+# ---------------------------------------------------------------------------------------------
+def _ranking_inputs(
+    scores: Any, heldout: Any, k: int, exclude: Any | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate ranking inputs; return the top-``k`` item indices per user (best first),
+    the held-out indicator and the number of held-out items per user."""
+    s = _to_numpy(scores)
+    h = _to_numpy(heldout)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be 2-D (users x items), got shape {s.shape}")
+    if h.shape != s.shape:
+        raise ValueError(f"heldout must have the shape of scores {s.shape}, got {h.shape}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if k > s.shape[1]:
+        raise ValueError(f"k = {k} is larger than the number of items {s.shape[1]}")
+    s = s.astype(np.float64)
+    if np.isnan(s).any():
+        raise ValueError("scores contain NaN")
+    if not np.isin(h, (0, 1)).all():
+        raise ValueError("heldout must be binary (0/1 or bool)")
+    h = h.astype(bool)
+    if exclude is not None:
+        e = _to_numpy(exclude)
+        if e.shape != s.shape:
+            raise ValueError(f"exclude must have the shape of scores {s.shape}, got {e.shape}")
+        if not np.isin(e, (0, 1)).all():
+            raise ValueError("exclude must be binary (0/1 or bool)")
+        e = e.astype(bool)
+        if (e & h).any():
+            u, j = np.argwhere(e & h)[0]
+            raise ValueError(
+                f"item {j} of user {u} is both held out and excluded: the fold-in items and "
+                "the held-out items must be disjoint"
+            )
+        s = np.where(e, -np.inf, s)
+    # stable sort of -scores: ties go to the lower item index; excluded items (-inf) last
+    top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return top, h, h.sum(axis=1)
+
+
+def recall_at_k(scores: Any, heldout: Any, k: int, exclude: Any | None = None) -> np.ndarray:
+    """Per-user Recall@k of held-out items (Liang et al. 2018, eq. in section 4.2).
+
+    ``Recall@k(u) = sum_{r=1}^{k} 1[item ranked r is held out for u] / min(k, |I_u|)``, where
+    ``I_u`` is the set of ``u``'s held-out items. The denominator ``min(k, |I_u|)`` (not
+    ``|I_u|``) makes 1 reachable for every user: Recall@k is 1 when the top ``k`` are all
+    held-out items or contain all of them.
+
+    Parameters
+    ----------
+    scores : array_like or torch.Tensor
+        ``(n_users, n_items)`` predicted scores (higher ranks first; any monotone transform,
+        e.g. logits or probabilities, gives the same value). Ties are broken by the lower item
+        index.
+    heldout : array_like or torch.Tensor
+        ``(n_users, n_items)`` binary: the held-out items of each user.
+    k : int
+        Cut-off of the ranking, ``1 <= k <= n_items``.
+    exclude : array_like or torch.Tensor, optional
+        ``(n_users, n_items)`` binary: items removed from the ranking (the fold-in items that
+        the model saw), disjoint from ``heldout``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_users,)`` float64 Recall@k per user; ``NaN`` for a user with no held-out item
+        (average with :func:`numpy.nanmean`).
+
+    Raises
+    ------
+    ValueError
+        On shapes that differ or are not 2-D, ``k`` outside ``1..n_items``, NaN scores,
+        non-binary ``heldout`` or ``exclude``, or an item both held out and excluded.
+
+    Examples
+    --------
+    >>> recall_at_k([[0.9, 0.1, 0.5, 0.3]], [[0, 1, 1, 0]], k=2)
+    array([0.5])
+    """
+    top, h, n = _ranking_inputs(scores, heldout, k, exclude)
+    hits = np.take_along_axis(h, top, axis=1).sum(axis=1).astype(np.float64)
+    denom = np.minimum(k, n).astype(np.float64)
+    out = np.full(h.shape[0], np.nan)
+    ok = n > 0
+    out[ok] = hits[ok] / denom[ok]
+    return out
+
+
+def ndcg_at_k(scores: Any, heldout: Any, k: int, exclude: Any | None = None) -> np.ndarray:
+    """Per-user normalised discounted cumulative gain NDCG@k (Liang et al. 2018).
+
+    ``DCG@k(u) = sum_{r=1}^{k} 1[item ranked r is held out for u] / log2(r + 1)`` and
+    ``NDCG@k(u) = DCG@k(u) / IDCG@k(u)`` with the ideal
+    ``IDCG@k(u) = sum_{r=1}^{min(k, |I_u|)} 1 / log2(r + 1)`` (all held-out items ranked
+    first).
+
+    Parameters
+    ----------
+    scores, heldout, k, exclude
+        As for :func:`recall_at_k`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_users,)`` float64 NDCG@k per user in ``[0, 1]``; ``NaN`` for a user with no
+        held-out item.
+
+    Raises
+    ------
+    ValueError
+        As for :func:`recall_at_k`.
+
+    Examples
+    --------
+    >>> float(ndcg_at_k([[0.9, 0.1, 0.5, 0.3]], [[0, 1, 1, 0]], k=2)[0])  # doctest: +ELLIPSIS
+    0.386...
+    """
+    top, h, n = _ranking_inputs(scores, heldout, k, exclude)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (np.take_along_axis(h, top, axis=1) * discount).sum(axis=1)
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(k, n)]
+    out = np.full(h.shape[0], np.nan)
+    ok = n > 0
+    out[ok] = dcg[ok] / ideal[ok]
+    return out
