@@ -4,7 +4,7 @@ Generative model, for features ``j = 1..G``::
 
     z_i ~ N(0, Sigma)                         Sigma = I_K by default (eq. 1)
     x_ij ~ p(x_ij | f_theta(w_j (.) z_i)_j)    one shared network, per-feature mask w_j in R^K
-    W ~ prior (default SpikeSlabLasso(lambda0=200, lambda1=20, a=1, b=G))
+    W ~ prior (default SpikeSlabLasso(lambda0=1000, lambda1=100, a=1, b=G))
 
 with a Gaussian (noise prior ``sigma_j^2 ~ InverseGamma(nu/2, nu xi/2)``, ``xi`` from the data),
 Bernoulli or multinomial likelihood (:mod:`pyro_gfa.models.likelihoods`). Inference:
@@ -233,7 +233,17 @@ class SparseVAEModule(GFAModule):
             self.register_buffer("prior_cov", torch.as_tensor(prior_cov, dtype=torch.float32))
         self.prior = prior
         prior.setup(self.W.detach())
-        self.kl_weight = 1.0  # beta of the beta-VAE
+        self.beta = 1.0  # of the beta-VAE
+        self.kl_weight = 1.0  # beta, times the KL warm-up's factor while it lasts
+        self.kl_warmup_epochs = 0
+
+    def start_epoch(self, epoch: int) -> None:
+        """KL annealing (called by the training loop): the weight of the KL term rises
+        linearly to ``beta`` over the first ``kl_warmup_epochs`` epochs."""
+        if self.kl_warmup_epochs > 0:
+            self.kl_weight = self.beta * min(1.0, (epoch + 1) / self.kl_warmup_epochs)
+        else:
+            self.kl_weight = self.beta
 
     # -- networks ------------------------------------------------------------------------
     def mask_matrix(self) -> torch.Tensor | None:
@@ -344,7 +354,7 @@ class SparseVAE(Estimator):
         ``"gaussian"`` (default), ``"bernoulli"``, ``"multinomial"``, ``"negative_binomial"`` or a
         :class:`~pyro_gfa.models.likelihoods.Likelihood`.
     prior
-        Prior on ``W`` (default ``SpikeSlabLasso(lambda0=200, lambda1=20)``, ``a = 1``,
+        Prior on ``W`` (default ``SpikeSlabLasso(lambda0=1000, lambda1=100)``, ``a = 1``,
         ``b = G``: rates on the posterior scale, see the module notes); ``Lasso(lam)`` and
         ``NoPrior()`` are the ablations.
     mask
@@ -359,6 +369,10 @@ class SparseVAE(Estimator):
     em_warmup
         Epochs of plain gradient steps on ``W`` before the spike-and-slab EM updates and
         the proximal step start (SSL priors only).
+    kl_warmup
+        Epochs over which the weight of the KL term rises linearly from ``1 / kl_warmup``
+        to 1 (KL annealing, as in Liang et al. 2018 for the multinomial likelihood);
+        ``0``: no annealing. It keeps the codes from collapsing to the prior early on.
     prior_scale
         ``"posterior"`` (default; global priors divided by ``N``, the log posterior per row)
         or ``"paper"`` (global priors counted once against the per-row mean ELBO); see
@@ -406,6 +420,7 @@ class SparseVAE(Estimator):
         prior_cov: str | np.ndarray | None = "learn",
         encoder_hidden: Sequence[int] | None = None,
         em_warmup: int = 20,
+        kl_warmup: int = 0,
         prior_scale: str = "posterior",
         theta_prior: bool = True,
         normalize_first: bool = True,
@@ -439,7 +454,10 @@ class SparseVAE(Estimator):
         self.prior_cov = prior_cov
         if em_warmup < 0:
             raise ValueError(f"em_warmup must be >= 0, got {em_warmup}")
+        if kl_warmup < 0:
+            raise ValueError(f"kl_warmup must be >= 0, got {kl_warmup}")
         self.em_warmup = int(em_warmup)
+        self.kl_warmup = int(kl_warmup)
         self.max_elements = int(max_elements)
         self.theta_prior = bool(theta_prior)
         self.normalize_first = bool(normalize_first)
@@ -459,7 +477,7 @@ class SparseVAE(Estimator):
         prior = copy.deepcopy(self.prior)
         if isinstance(prior, SpikeSlabLasso):
             prior.em_warmup_steps = self.em_warmup * self._steps_per_epoch
-        return self.module_class(
+        module = self.module_class(
             self.n_features,
             self.latent_dim,
             prior,
@@ -474,6 +492,8 @@ class SparseVAE(Estimator):
             w_init=self.w_init,
             **self._module_options(),
         )
+        module.kl_warmup_epochs = self.kl_warmup
+        return module
 
     def _module_options(self) -> dict:
         """Extra keyword arguments of :attr:`module_class` (none for the Sparse VAE)."""
@@ -617,5 +637,5 @@ class VAE(SparseVAE):
 
     def _build_module(self) -> SparseVAEModule:
         module = super()._build_module()
-        module.kl_weight = self.beta
+        module.beta = module.kl_weight = self.beta
         return module

@@ -154,8 +154,10 @@ class VSCModule(SparseVAEModule):
         self.warmup_epochs = int(warmup_epochs)
 
     def start_epoch(self, epoch: int) -> None:
-        """Warm-up: the prior slab probability falls geometrically from 0.5 to its target
-        over ``warmup_epochs`` (called by the training loop)."""
+        """Warm-ups (called by the training loop): the KL annealing of the Sparse VAE, and
+        the prior slab probability falling geometrically from 0.5 to its target over
+        ``warmup_epochs``."""
+        super().start_epoch(epoch)
         frac = min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs > 0 else 1.0
         start = max(0.5, self.target_slab_prob)
         self.slab_prob = start ** (1 - frac) * self.target_slab_prob**frac
