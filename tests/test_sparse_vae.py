@@ -245,3 +245,18 @@ def test_restarts_keep_the_fit_with_the_best_training_elbo():
         gfa.SparseVAE(7, 3).fit(X, epochs=1, n_restarts=2, validation_data=X, progress=False)
     with pytest.raises(ValueError, match="n_restarts"):
         gfa.SparseVAE(7, 3).fit(X, epochs=1, n_restarts=0, progress=False)
+
+
+def test_kl_annealing_schedule():
+    module = gfa.VAE(7, 2, beta=2.0, kl_warmup=4)._build_module()
+    weights = []
+    for epoch in range(6):
+        module.start_epoch(epoch)
+        weights.append(module.kl_weight)
+    assert weights == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match="kl_warmup"):
+        gfa.SparseVAE(7, 2, kl_warmup=-1)
+    # the annealed objective is still the model/guide's (checked on the first batch)
+    X, _, _ = make_sparse_vae_data(n=100, rho=0.0, seed=0)
+    m = gfa.SparseVAE(7, 2, hidden=(8,), kl_warmup=3).fit(X, epochs=2, progress=False)
+    assert m.module.kl_weight == pytest.approx(2 / 3)
