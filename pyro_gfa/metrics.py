@@ -708,7 +708,7 @@ def _ranking_inputs(
 
 
 def recall_at_k(scores: Any, heldout: Any, k: int, exclude: Any | None = None) -> np.ndarray:
-    """Per-user Recall@k of held-out items (Liang et al. 2018, eq. in section 4.2).
+    """Per-user Recall@k of held-out items (Liang et al. 2018).
 
     ``Recall@k(u) = sum_{r=1}^{k} 1[item ranked r is held out for u] / min(k, |I_u|)``, where
     ``I_u`` is the set of ``u``'s held-out items. The denominator ``min(k, |I_u|)`` (not
