@@ -315,3 +315,13 @@ def test_pyro_path_trains_with_masks():
     m = gfa.FactVAE(grp, latent_dim=3, p=4)
     m.fit(mask_groups(X, grp, obs), epochs=2, progress=False, pyro_elbo=True)
     assert all(np.isfinite(h["loss"]) for h in m.history_)
+
+
+def test_restarts_with_missing_groups():
+    X, _ = gfa.data.make_bars(128, seed=0)
+    X = X.copy()
+    X[:32, :8] = np.nan  # first row-group missing in a quarter of the images
+    m = gfa.FactVAE(gfa.data.bar_groups(), latent_dim=3)
+    m.fit(X, epochs=2, progress=False, seed=0, n_restarts=2)
+    assert len(m.restart_elbos_) == 2
+    assert m.elbo(X, seed=0).mean() == pytest.approx(max(m.restart_elbos_), rel=1e-5)
