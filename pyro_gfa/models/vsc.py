@@ -196,7 +196,8 @@ class VSC(VAE):
     warmup
         Epochs over which the prior slab probability falls geometrically from 0.5 to
         ``slab_prob``. Starting at ``0.01`` the KL term switches every code off before the
-        decoder has learned to use any (the fit collapses to the prior).
+        decoder has learned to use any (the fit collapses to the prior). A fit shorter than
+        ``warmup`` ends with the prior where the warm-up left it.
     **kwargs
         Other :class:`~pyro_gfa.models.sparse_vae.SparseVAE` options (``encoder_hidden``, ...).
 
