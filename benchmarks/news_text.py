@@ -102,6 +102,7 @@ import torch
 K = 20
 N_WORDS = 500
 HIDDEN = (100, 100, 100)
+SMALL = (100,)
 BATCH = 128
 LR = 1e-2
 SMOOTH = 1e-6
@@ -203,9 +204,29 @@ MODELS: dict[str, Spec] = {
         deep=True,
         topics=_sparse_topics,
     ),
+    # one hidden layer of 100, as the MovieLens and Zeisel studies chose on development splits
+    "sparse_vae_1x100": Spec(
+        "Sparse VAE (1 x 100, lambda0 = 50, lambda1 = 5, KL annealing)",
+        lambda s, a: _gfa().SparseVAE(
+            s[1],
+            K,
+            hidden=SMALL,
+            likelihood="multinomial",
+            em_warmup=min(20, a.epochs // 2),
+            kl_warmup=20,
+            prior=_gfa().priors.SpikeSlabLasso(lambda0=50.0, lambda1=5.0),
+        ),
+        deep=True,
+        topics=_sparse_topics,
+    ),
     "vae": Spec(
         "VAE",
         lambda s, a: _gfa().VAE(s[1], K, hidden=HIDDEN, likelihood="multinomial"),
+        deep=True,
+    ),
+    "vae_1x100": Spec(
+        "VAE (1 x 100)",
+        lambda s, a: _gfa().VAE(s[1], K, hidden=SMALL, likelihood="multinomial"),
         deep=True,
     ),
     "nmf": Spec(
