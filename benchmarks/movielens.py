@@ -196,6 +196,13 @@ MODELS: dict[str, ModelSpec] = {
             prior=_gfa().priors.SpikeSlabLasso(lambda0=50.0, lambda1=5.0),
         ),
     ),
+    # the same with the library-default prior SpikeSlabLasso(1000, 100)
+    "sparse_vae_1x100_ssl1000": ModelSpec(
+        "Sparse VAE (1 x 100, library-default prior, KL annealing)",
+        lambda G, a: _gfa().SparseVAE(
+            G, K, hidden=SMALL, likelihood="multinomial", em_warmup=a.em_warmup, kl_warmup=20
+        ),
+    ),
     "vae": ModelSpec(
         "VAE", lambda G, a: _gfa().VAE(G, K, beta=1.0, hidden=HIDDEN, likelihood="multinomial")
     ),
@@ -498,7 +505,8 @@ def top_movies(out: Path, rows: list[dict], data, n: int = 5, seed: int = 0) -> 
         f"`SparseVAE.support`); NMF: the {n} largest entries of each nonzero row of "
         "`components_`. Written by `benchmarks/movielens.py`.",
     ]
-    for model in ("sparse_vae", "sparse_vae_l100", "sparse_vae_kl", "sparse_vae_1x100", "nmf"):
+    sparse = [m for m in MODELS if m.startswith("sparse_vae")]
+    for model in (*sparse, "nmf"):
         cands = [r for r in rows if r["model"] == model and int(r["seed"]) == seed]
         if not cands:
             continue

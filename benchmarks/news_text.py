@@ -219,6 +219,20 @@ MODELS: dict[str, Spec] = {
         deep=True,
         topics=_sparse_topics,
     ),
+    # the same with the library-default prior SpikeSlabLasso(1000, 100): sparser columns
+    "sparse_vae_1x100_ssl1000": Spec(
+        "Sparse VAE (1 x 100, library-default prior, KL annealing)",
+        lambda s, a: _gfa().SparseVAE(
+            s[1],
+            K,
+            hidden=SMALL,
+            likelihood="multinomial",
+            em_warmup=min(20, a.epochs // 2),
+            kl_warmup=20,
+        ),
+        deep=True,
+        topics=_sparse_topics,
+    ),
     "vae": Spec(
         "VAE",
         lambda s, a: _gfa().VAE(s[1], K, hidden=HIDDEN, likelihood="multinomial"),
