@@ -21,6 +21,9 @@ PeerRead, which does not ship with any package here):
   learned prior correlation of ``z``), ``em_warmup = min(20, epochs // 2)``;
   ``vae``: :class:`pyro_gfa.VAE` (the same network with ``W`` fixed at ones, ``z ~ N(0, I)``);
   both with Adam lr 0.01, batch 128, 40 epochs (``--epochs``);
+  ``sparse_vae_kl``: KL annealing over 20 epochs and ``SpikeSlabLasso(50, 5)``;
+  ``sparse_vae_1x100`` / ``vae_1x100``: the same with encoder and decoder 1 x 100;
+  ``sparse_vae_1x100_ssl1000``: ``sparse_vae_1x100`` with the library-default prior;
   ``nmf``: :class:`pyro_gfa.NMF` with the generalised KL loss (``beta_loss=
   "kullback-leibler", solver="mu", init="nndsvda", max_iter=500``): the Poisson NMF, the
   count model that matches a multinomial score;
