@@ -24,6 +24,7 @@ PeerRead, which does not ship with any package here):
   ``sparse_vae_kl``: KL annealing over 20 epochs and ``SpikeSlabLasso(50, 5)``;
   ``sparse_vae_1x100`` / ``vae_1x100``: the same with encoder and decoder 1 x 100;
   ``sparse_vae_1x100_ssl1000``: ``sparse_vae_1x100`` with the library-default prior;
+  ``sparse_vae_1x100_ssl500``: with ``SpikeSlabLasso(500, 50)`` (``news_prior_sweep.py``);
   ``nmf``: :class:`pyro_gfa.NMF` with the generalised KL loss (``beta_loss=
   "kullback-leibler", solver="mu", init="nndsvda", max_iter=500``): the Poisson NMF, the
   count model that matches a multinomial score;
@@ -232,6 +233,21 @@ MODELS: dict[str, Spec] = {
             likelihood="multinomial",
             em_warmup=min(20, a.epochs // 2),
             kl_warmup=20,
+        ),
+        deep=True,
+        topics=_sparse_topics,
+    ),
+    # between the two: lambda0 = 500, picked from benchmarks/news_prior_sweep.py (splits 0, 1)
+    "sparse_vae_1x100_ssl500": Spec(
+        "Sparse VAE (1 x 100, lambda0 = 500, lambda1 = 50, KL annealing)",
+        lambda s, a: _gfa().SparseVAE(
+            s[1],
+            K,
+            hidden=SMALL,
+            likelihood="multinomial",
+            em_warmup=min(20, a.epochs // 2),
+            kl_warmup=20,
+            prior=_gfa().priors.SpikeSlabLasso(lambda0=500.0, lambda1=50.0),
         ),
         deep=True,
         topics=_sparse_topics,
