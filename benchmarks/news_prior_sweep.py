@@ -31,6 +31,7 @@ import news_text as nt
 import numpy as np
 import torch
 
+EPOCHS = 40
 FIELDS = [
     "lambda0",
     "seed",
@@ -53,16 +54,9 @@ def fit_one(lambda0: float | None, X_tr: np.ndarray, X_te: np.ndarray, seed: int
         if lambda0 is None:
             m = gfa.LDA(nt.K).fit(X_tr, seed=seed)
         else:
-            m = gfa.SparseVAE(
-                X_tr.shape[1],
-                nt.K,
-                hidden=nt.SMALL,
-                likelihood="multinomial",
-                em_warmup=20,
-                kl_warmup=20,
-                prior=gfa.priors.SpikeSlabLasso(lambda0=lambda0, lambda1=lambda0 / 10),
-            )
-            m.fit(X_tr, epochs=40, batch_size=nt.BATCH, lr=nt.LR, seed=seed, progress=False)
+            spec = nt.sparse_vae_spec("", nt.SMALL, lambda0)
+            m = spec.make(X_tr.shape, argparse.Namespace(epochs=EPOCHS))
+            m.fit(X_tr, epochs=EPOCHS, batch_size=nt.BATCH, lr=nt.LR, seed=seed, progress=False)
     row = {"lambda0": "lda" if lambda0 is None else f"{lambda0:g}", "seed": seed}
     row["fit_s"] = f"{time.perf_counter() - t0:.1f}"
     _, X_obs, X_sc = nt.completion_split(X_te, seed)

@@ -179,78 +179,46 @@ def _linear_topics(m) -> np.ndarray:
     return m.loadings()
 
 
-MODELS: dict[str, Spec] = {
-    "sparse_vae": Spec(
-        "Sparse VAE",
-        lambda s, a: _gfa().SparseVAE(
-            s[1],
+def sparse_vae_spec(
+    label: str, hidden: tuple[int, ...], lambda0: float | None = None, anneal: bool = True
+) -> Spec:
+    """The study's Sparse VAE: ``SpikeSlabLasso(lambda0, lambda0 / 10)`` (``None``: the library
+    default) and, with ``anneal``, the KL weight rising over 20 epochs."""
+
+    def make(shape, a):
+        gfa = _gfa()
+        prior = None if lambda0 is None else gfa.priors.SpikeSlabLasso(lambda0, lambda0 / 10)
+        return gfa.SparseVAE(
+            shape[1],
             K,
-            hidden=HIDDEN,
+            hidden=hidden,
             likelihood="multinomial",
             em_warmup=min(20, a.epochs // 2),
-        ),
-        deep=True,
-        topics=_sparse_topics,
-    ),
+            kl_warmup=20 if anneal else 0,
+            prior=prior,
+        )
+
+    return Spec(label, make, deep=True, topics=_sparse_topics)
+
+
+MODELS: dict[str, Spec] = {
+    "sparse_vae": sparse_vae_spec("Sparse VAE", HIDDEN, anneal=False),
     # KL annealing and a 20 times weaker spike-and-slab lasso (the setting that kept the
     # MovieLens Sparse VAE from collapsing on some splits; benchmarks/movielens.py)
-    "sparse_vae_kl": Spec(
-        "Sparse VAE (lambda0 = 50, lambda1 = 5, KL annealing)",
-        lambda s, a: _gfa().SparseVAE(
-            s[1],
-            K,
-            hidden=HIDDEN,
-            likelihood="multinomial",
-            em_warmup=min(20, a.epochs // 2),
-            kl_warmup=20,
-            prior=_gfa().priors.SpikeSlabLasso(lambda0=50.0, lambda1=5.0),
-        ),
-        deep=True,
-        topics=_sparse_topics,
+    "sparse_vae_kl": sparse_vae_spec(
+        "Sparse VAE (lambda0 = 50, lambda1 = 5, KL annealing)", HIDDEN, 50.0
     ),
     # one hidden layer of 100, as the MovieLens and Zeisel studies chose on development splits
-    "sparse_vae_1x100": Spec(
-        "Sparse VAE (1 x 100, lambda0 = 50, lambda1 = 5, KL annealing)",
-        lambda s, a: _gfa().SparseVAE(
-            s[1],
-            K,
-            hidden=SMALL,
-            likelihood="multinomial",
-            em_warmup=min(20, a.epochs // 2),
-            kl_warmup=20,
-            prior=_gfa().priors.SpikeSlabLasso(lambda0=50.0, lambda1=5.0),
-        ),
-        deep=True,
-        topics=_sparse_topics,
+    "sparse_vae_1x100": sparse_vae_spec(
+        "Sparse VAE (1 x 100, lambda0 = 50, lambda1 = 5, KL annealing)", SMALL, 50.0
     ),
     # the same with the library-default prior SpikeSlabLasso(1000, 100): sparser columns
-    "sparse_vae_1x100_ssl1000": Spec(
-        "Sparse VAE (1 x 100, library-default prior, KL annealing)",
-        lambda s, a: _gfa().SparseVAE(
-            s[1],
-            K,
-            hidden=SMALL,
-            likelihood="multinomial",
-            em_warmup=min(20, a.epochs // 2),
-            kl_warmup=20,
-        ),
-        deep=True,
-        topics=_sparse_topics,
+    "sparse_vae_1x100_ssl1000": sparse_vae_spec(
+        "Sparse VAE (1 x 100, library-default prior, KL annealing)", SMALL
     ),
     # between the two: lambda0 = 500, picked from benchmarks/news_prior_sweep.py (splits 0, 1)
-    "sparse_vae_1x100_ssl500": Spec(
-        "Sparse VAE (1 x 100, lambda0 = 500, lambda1 = 50, KL annealing)",
-        lambda s, a: _gfa().SparseVAE(
-            s[1],
-            K,
-            hidden=SMALL,
-            likelihood="multinomial",
-            em_warmup=min(20, a.epochs // 2),
-            kl_warmup=20,
-            prior=_gfa().priors.SpikeSlabLasso(lambda0=500.0, lambda1=50.0),
-        ),
-        deep=True,
-        topics=_sparse_topics,
+    "sparse_vae_1x100_ssl500": sparse_vae_spec(
+        "Sparse VAE (1 x 100, lambda0 = 500, lambda1 = 50, KL annealing)", SMALL, 500.0
     ),
     "vae": Spec(
         "VAE",
