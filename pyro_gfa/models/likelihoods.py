@@ -262,19 +262,11 @@ def check_counts(X: np.ndarray, name: str) -> None:
         raise ValueError(f"the {name} likelihood needs integer counts; X[{r}, {c}] = {X[r, c]}")
 
 
-class MultinomialLikelihood(Likelihood):
-    """``x_i ~ Multinomial(n_i, softmax(out_i))`` over the features (counts)."""
-
-    name = "multinomial"
-
-    def check(self, X):
-        check_counts(X, self.name)
+class _CountComposition(Likelihood):
+    """Count likelihoods whose mean is the row total times a softmax composition."""
 
     def encoder_input(self, x):
         return torch.log1p(x)
-
-    def dist(self, out):
-        return MultinomialCounts(out)
 
     def mean(self, out, x=None):
         p = torch.softmax(out, -1)
@@ -282,11 +274,23 @@ class MultinomialLikelihood(Likelihood):
             return p
         return x.sum(-1, keepdim=True) * p
 
+
+class MultinomialLikelihood(_CountComposition):
+    """``x_i ~ Multinomial(n_i, softmax(out_i))`` over the features (counts)."""
+
+    name = "multinomial"
+
+    def check(self, X):
+        check_counts(X, self.name)
+
+    def dist(self, out):
+        return MultinomialCounts(out)
+
     def sample(self, out, total_count=100):
         return MultinomialCounts(out, total_count=total_count).sample()
 
 
-class NegativeBinomialLikelihood(Likelihood):
+class NegativeBinomialLikelihood(_CountComposition):
     """``x_ij ~ NB(mean = n_i softmax(out_i)_j, dispersion theta_j)`` for overdispersed counts.
 
     The mean is the row's observed total ``n_i`` (library size) times a composition over the
@@ -303,9 +307,6 @@ class NegativeBinomialLikelihood(Likelihood):
     def check(self, X):
         check_counts(X, "negative binomial")
 
-    def encoder_input(self, x):
-        return torch.log1p(x)
-
     def _nb(self, out: torch.Tensor, total: torch.Tensor) -> TorchDistribution:
         log_mu = torch.log_softmax(out, -1) + total.clamp_min(1.0).log().unsqueeze(-1)
         return dist.NegativeBinomial(
@@ -314,12 +315,6 @@ class NegativeBinomialLikelihood(Likelihood):
 
     def dist(self, out):
         return _RowTotalNB(self, out)
-
-    def mean(self, out, x=None):
-        p = torch.softmax(out, -1)
-        if x is None:
-            return p
-        return x.sum(-1, keepdim=True) * p
 
     def sample(self, out, total_count=100):
         total = torch.full(out.shape[:-1], float(total_count), device=out.device)
