@@ -8,7 +8,7 @@ splits as that study (``make_split``, seeds ``--splits``), and scored by documen
 completion (``completion_split``: half of each held-out document's tokens in, the other half
 scored; nats per word). LDA on the same split is the reference line.
 
-Writes to ``--out`` (default ``results/news_prior_sweep``): ``rows_split<seed>.csv`` (one
+Writes to ``--out`` (default ``results/news_prior_sweep``): ``split<seed>.csv`` (one
 row per fit: completion NLL per word, mean and range of the words per factor in the
 support, active factors, fit time), ``summary.md`` and ``sweep.png`` (completion NLL
 against mean support size, one point per fit, LDA as dashed lines).
@@ -72,14 +72,6 @@ def fit_one(lambda0: float | None, X_tr: np.ndarray, X_te: np.ndarray, seed: int
             active=int(act.size),
         )
     return row
-
-
-def read_rows(out: Path) -> list[dict]:
-    rows = []
-    for path in sorted(out.glob("rows_split*.csv")):
-        with open(path, newline="") as f:
-            rows += list(csv.DictReader(f))
-    return rows
 
 
 def summarize(rows: list[dict]) -> str:
@@ -147,8 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     X = nt.load_corpus().X
     for seed in args.splits:
         # one file per split: processes with disjoint --splits can share the folder
-        path = out / f"rows_split{seed}.csv"
-        rows = [r for r in read_rows(out) if int(r["seed"]) == seed] if args.resume else []
+        path = out / f"split{seed}.csv"
+        rows = [r for r in nt.read_rows(out) if int(r["seed"]) == seed] if args.resume else []
         tr, te = nt.make_split(X.shape[0], seed)
         for lam in [None, *args.lambda0]:
             key = "lda" if lam is None else f"{lam:g}"
@@ -165,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"  support {row.get('support_mean', '-')}  fit {row['fit_s']} s",
                 flush=True,
             )
-    rows = read_rows(out)
+    rows = nt.read_rows(out)
     md = summarize(rows)
     (out / "summary.md").write_text(
         "# Sparse VAE on news: spike-and-slab rate against held-out completion NLL\n\n"
