@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -260,3 +262,16 @@ def test_kl_annealing_schedule():
     X, _, _ = make_sparse_vae_data(n=100, rho=0.0, seed=0)
     m = gfa.SparseVAE(7, 2, hidden=(8,), kl_warmup=3).fit(X, epochs=2, progress=False)
     assert m.module.kl_weight == pytest.approx(2 / 3)
+
+
+def test_a_collapsed_fit_warns_and_says_what_to_change():
+    data = make_sparse_vae_data(n=200, rho=0.0, seed=0)
+    prior = SpikeSlabLasso(lambda0=1e6, lambda1=1e5)
+    m = gfa.SparseVAE(n_features=7, latent_dim=3, prior=prior, em_warmup=0)
+    with pytest.warns(UserWarning, match=r"no active factor.*lambda0 = 1e\+06.*200 rows"):
+        m.fit(data.X, epochs=3, progress=False)
+    assert not m.support().any() and np.all(m.loadings() == 0)
+    # a fit that keeps its factors stays quiet
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gfa.SparseVAE(n_features=7, latent_dim=3).fit(data.X, epochs=3, progress=False)

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -518,7 +519,7 @@ class SparseVAE(Estimator):
         self._fit_data = Xc
         self._steps_per_epoch = math.ceil(Xc.shape[0] / batch_size)
         try:
-            return super().fit(
+            super().fit(
                 X,
                 epochs=epochs,
                 batch_size=batch_size,
@@ -530,6 +531,26 @@ class SparseVAE(Estimator):
             self._fit_data = None
             if self.module is not None:
                 self.code_kl_ = self._code_kl(Xc)
+        if not self.support().any():
+            warnings.warn(self._collapse_message(Xc.shape[0]), UserWarning, stacklevel=2)
+        return self
+
+    def _collapse_message(self, n_rows: int) -> str:
+        """Why a fit can end with no active factor, and what to change."""
+        msg = (
+            f"the fit ended with no active factor: no column of W is nonzero with a code "
+            f"that carries information (mean KL(q(z_k | x) || p(z_k)) > kl_tol = "
+            f"{self.kl_tol}), so the decoder ignores z. "
+        )
+        if isinstance(self.prior, SpikeSlabLasso) and self.mask:
+            msg += (
+                f"The prior on W (lambda0 = {self.prior.lambda0:g}) may be too strong for "
+                f"{n_rows} rows: try a smaller lambda0 (e.g. SpikeSlabLasso(lambda0=50, "
+                f"lambda1=5)), "
+            )
+        else:
+            msg += "Try "
+        return msg + "kl_warmup > 0, a smaller network or more epochs."
 
     @torch.no_grad()
     def _code_kl(self, X: np.ndarray) -> np.ndarray:
