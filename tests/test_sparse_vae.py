@@ -275,3 +275,11 @@ def test_a_collapsed_fit_warns_and_says_what_to_change():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gfa.SparseVAE(n_features=7, latent_dim=3).fit(data.X, epochs=3, progress=False)
+
+
+def test_a_collapsed_beta_vae_is_told_to_lower_beta():
+    X = np.random.default_rng(0).standard_normal((100, 4)).astype(np.float32)  # no structure
+    m = gfa.VAE(n_features=4, latent_dim=2, beta=50.0, hidden=(8,))
+    with pytest.warns(UserWarning, match="no active factor.*a smaller beta"):
+        m.fit(X, epochs=30, progress=False)
+    assert np.all(m.code_kl_ < m.kl_tol)

@@ -550,6 +550,8 @@ class SparseVAE(Estimator):
             )
         else:
             msg += "Try "
+        if getattr(self, "beta", 1.0) > 1.0:
+            msg += "a smaller beta, "
         return msg + "kl_warmup > 0, a smaller network or more epochs."
 
     @torch.no_grad()
