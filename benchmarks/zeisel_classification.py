@@ -388,7 +388,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
                 )
                 if "estimator" in extra:
                     tg = top_genes(extra["estimator"], sp["genes"], f_tr, y_tr, data.label_names)
-                    gene_lines.append(f"\n### split {seed}, input {inp}, {ep} epochs\n")
+                    gene_lines.append(
+                        f"\n### {LABELS[model]}: split {seed}, input {inp}, {ep} epochs\n"
+                    )
                     gene_lines.append(
                         "| factor | genes in support | class | top genes (index: w) |"
                     )
