@@ -483,6 +483,11 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _top(col: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` largest ``|col|`` (ties: lower index)."""
+    return np.argsort(-np.abs(col), kind="stable")[:n]
+
+
 def top_movies(out: Path, rows: list[dict], data, n: int = 5, seed: int = 0) -> str:
     """The ``n`` movies with the largest loadings per active factor (split ``seed``)."""
     lines = [
@@ -521,7 +526,7 @@ def top_movies(out: Path, rows: list[dict], data, n: int = 5, seed: int = 0) -> 
             ]
         for k in np.flatnonzero(act):
             col = W[:, k]
-            order = np.argsort(-np.abs(col), kind="stable")[:n]
+            order = _top(col, n)
             movies = "; ".join(f"{data.feature_names[j]} ({col[j]:+.2f})" for j in order)
             genres = "; ".join("/".join(data.genres[j]) for j in order)
             lines.append(f"| z{k} | {int(S[:, k].sum())} | {movies} | {genres} |")
@@ -548,9 +553,7 @@ def genre_coherence(out: Path, rows: list[dict], data, n: int = 5) -> str:
         for r in rs:
             z = np.load(out / "loadings" / f"{_tag(model, ep, lr, int(r['seed']))}.npz")
             W, S = z["W"], z["support"]
-            tops = [
-                np.argsort(-np.abs(W[:, k]), kind="stable")[:n] for k in np.flatnonzero(S.any(0))
-            ]
+            tops = [_top(W[:, k], n) for k in np.flatnonzero(S.any(0))]
             scores = [np.mean([sim[i, j] for i, j in combinations(t, 2)]) for t in tops]
             n_fac += len(scores)
             if scores:

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lambda0", type=float, nargs="+", default=[50, 200, 500, 1000, 2000])
     p.add_argument("--splits", type=int, nargs="+", default=[0, 1])
     p.add_argument("--out", default="results/news_prior_sweep")
-    p.add_argument("--resume", action="store_true", help="keep rows already in rows.csv")
+    p.add_argument("--resume", action="store_true", help="keep rows already in split<seed>.csv")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -537,22 +537,21 @@ class SparseVAE(Estimator):
 
     def _collapse_message(self, n_rows: int) -> str:
         """Why a fit can end with no active factor, and what to change."""
-        msg = (
-            f"the fit ended with no active factor: no column of W is nonzero with a code "
-            f"that carries information (mean KL(q(z_k | x) || p(z_k)) > kl_tol = "
-            f"{self.kl_tol}), so the decoder ignores z. "
+        return (
+            "the fit ended with no active factor: no column of W is nonzero with a code that "
+            f"carries information (mean KL(q(z_k | x) || p(z_k)) > kl_tol = {self.kl_tol}), so "
+            f"the decoder ignores z. Try {', '.join(self._collapse_hints(n_rows))}."
         )
-        if isinstance(self.prior, SpikeSlabLasso) and self.mask:
-            msg += (
-                f"The prior on W (lambda0 = {self.prior.lambda0:g}) may be too strong for "
-                f"{n_rows} rows: try a smaller lambda0 (e.g. SpikeSlabLasso(lambda0=50, "
-                f"lambda1=5)), "
+
+    def _collapse_hints(self, n_rows: int) -> list[str]:
+        hints = ["kl_warmup > 0", "a smaller network", "more epochs"]
+        if isinstance(self.prior, SpikeSlabLasso):
+            hints.insert(
+                0,
+                f"a smaller lambda0 (lambda0 = {self.prior.lambda0:g} may be too strong for "
+                f"{n_rows} rows; e.g. SpikeSlabLasso(lambda0=50, lambda1=5))",
             )
-        else:
-            msg += "Try "
-        if getattr(self, "beta", 1.0) > 1.0:
-            msg += "a smaller beta, "
-        return msg + "kl_warmup > 0, a smaller network or more epochs."
+        return hints
 
     @torch.no_grad()
     def _code_kl(self, X: np.ndarray) -> np.ndarray:
@@ -662,3 +661,7 @@ class VAE(SparseVAE):
         module = super()._build_module()
         module.beta = module.kl_weight = self.beta
         return module
+
+    def _collapse_hints(self, n_rows: int) -> list[str]:
+        hints = super()._collapse_hints(n_rows)
+        return ["a smaller beta", *hints] if self.beta > 1.0 else hints
