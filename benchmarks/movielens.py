@@ -63,8 +63,9 @@ different ``--models`` can share the folder), ``results.csv`` (all rows), ``summ
 (mean and sd over splits beside the paper's Table 1a), ``metrics.png`` (bar chart),
 ``loadings/<tag>.npz`` and ``top_movies.md`` (the 5 movies with the
 largest loadings per active factor, split 0, with their genres; the paper's Table 3a;
-then, over all splits, each model's genre coherence: the mean pairwise Jaccard similarity
-of the genre sets of a factor's 5 top movies, beside its value for 5 random movies).
+then, over all splits, each model's factor sizes and genre coherence: the mean pairwise
+Jaccard similarity of the genre sets of a factor's 5 top movies, beside its value for random
+movies).
 
 Usage::
 
@@ -556,17 +557,20 @@ def genre_coherence(out: Path, rows: list[dict], data, n: int = 5) -> str:
     sim = np.array([[len(a & b) / max(len(a | b), 1) for b in genres] for a in genres])
     chance = sim[np.triu_indices(len(genres), 1)].mean()
     lines = [
-        f"| model | epochs | lr | splits | factors | genre coherence of the top {n} |",
-        "|---|---|---|---|---|---|",
+        f"| model | epochs | lr | splits | factors | movies per factor (min - max; median) "
+        f"| genre coherence of the top {n} |",
+        "|---|---|---|---|---|---|---|",
     ]
     for model, ep, lr, rs in _groups(rows):
         if not model.startswith(("sparse_vae", "nmf")):
             continue  # the VAEs' W is all ones: no top movies
-        per_split, n_fac = [], 0
+        per_split, n_fac, sizes = [], 0, []
         for r in rs:
             z = np.load(out / "loadings" / f"{_tag(model, ep, lr, int(r['seed']))}.npz")
             W, S = z["W"], z["support"]
-            tops = [_top(W[:, k], S[:, k], n) for k in np.flatnonzero(S.any(0))]
+            active = np.flatnonzero(S.any(0))
+            sizes += S[:, active].sum(0).tolist()
+            tops = [_top(W[:, k], S[:, k], n) for k in active]
             scores = [
                 np.mean([sim[i, j] for i, j in combinations(t, 2)]) for t in tops if len(t) > 1
             ]
@@ -576,7 +580,8 @@ def genre_coherence(out: Path, rows: list[dict], data, n: int = 5) -> str:
         if per_split:
             lines.append(
                 f"| {MODELS[model].label} | {ep or '-'} | {lr or '-'} | {len(per_split)} "
-                f"| {n_fac} | {_ms(np.array(per_split), 3)} |"
+                f"| {n_fac} | {min(sizes)} - {max(sizes)}; {np.median(sizes):g} "
+                f"| {_ms(np.array(per_split), 3)} |"
             )
     return "\n".join(lines) + f"\n\n{n} movies drawn at random: {chance:.3f}.\n"
 
