@@ -80,8 +80,10 @@ MODELS = (
     "vsc",
     "vae_nb",
 )
+#: MOFA+ rows (they need mofapy2)
+MOFA = ("mofa", "mofa_dense")
 #: models without a network (no epochs)
-NO_NETWORK = ("genes", "genes_svm", "nmf", "pca", "fa", "mofa", "mofa_dense")
+NO_NETWORK = ("genes", "genes_svm", "nmf", "pca", "fa", *MOFA)
 #: models of integer counts, run on the ``counts`` input only
 COUNT_MODELS = ("vae_nb",)
 INPUTS = ("raw", "z", "counts")
@@ -223,7 +225,7 @@ def fit_model(
             f_tr = est.fit_transform(X_tr)
         return f_tr, est.transform(X_te), extra
 
-    if model in ("mofa", "mofa_dense"):
+    if model in MOFA:
         return (*fit_mofa(X_tr, X_te, seed, sparse=model == "mofa"), extra)
 
     import pyro_gfa as gfa
@@ -403,7 +405,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
 
     from pyro_gfa.data import load_zeisel
 
-    if {"mofa", "mofa_dense"} & set(args.models) and importlib.util.find_spec("mofapy2") is None:
+    if set(MOFA) & set(args.models) and importlib.util.find_spec("mofapy2") is None:
         # checked before the first fit, not after an hour of other models
         raise SystemExit("the mofa rows need MOFA+: pip install mofapy2 (or leave out mofa)")
     out = Path(args.out)
