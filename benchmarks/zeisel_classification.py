@@ -35,10 +35,12 @@ Protocol (appendix C.1, C.3, Table 6 of the Sparse VAE paper, made held-out-clea
   spike-and-slab priors on the weights.
 - Reference rows without a factor model: ``genes`` (the same classifier on all 558 genes)
   and ``genes_svm`` (an RBF support vector machine on them). The summary gives every row's
-  paired difference (same split) to ``genes`` on ``raw``, mean and sd over splits.
+  paired difference (same split) to ``genes`` and, where it ran, to ``mofa`` on ``raw``,
+  mean and sd over splits.
 
 Writes ``split<seed>.csv`` (one row per model x input), ``summary.md`` (mean and sd across
-splits, wall time per fit) and ``sparse_vae_top_genes.md`` (genes with the largest
+splits, wall time per fit), ``paired_differences.png`` (every split's difference to
+``genes``) and ``sparse_vae_top_genes.md`` (genes with the largest
 ``|w_jk|`` per active factor, by column index in the 4000-gene matrix: the file has no gene
 names) to ``--out``.
 
@@ -360,38 +362,45 @@ def write_split(out: Path, seed: int, rows: list[dict]) -> None:
             w.writerow({k: r.get(k, "") for k in FIELDS})
 
 
-def summarize(rows: list[dict]) -> str:
-    """Markdown table: mean (sd) accuracy across splits, the mean (sd) over splits of the
-    difference to the all-genes row on the same split, and mean wall time per fit."""
-    lines = [
-        "| model | input | accuracy mean (sd) | paired difference to all genes (raw), mean (sd) "
-        "| splits | fit s / split | active factors |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    genes = {
-        r["seed"]: float(r["accuracy"])
-        for r in rows
-        if (r["model"], r["input"]) == ("genes", "raw")
-    }
-    keys = sorted(
+def row_keys(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """The (model, input, epochs) settings in ``rows``, in table order."""
+    return sorted(
         {(r["model"], r["input"], r["epochs"]) for r in rows},
         key=lambda k: (MODELS.index(k[0]), INPUTS.index(k[1]), -int(k[2] or 0)),
     )
+
+
+def summarize(rows: list[dict]) -> str:
+    """Markdown table: mean (sd) accuracy across splits, the mean (sd) over splits of the
+    difference to a reference row on the same split (all genes; MOFA+ where it ran), and mean
+    wall time per fit."""
+    refs = [
+        (name, {r["seed"]: float(r["accuracy"]) for r in rows if (r["model"], r["input"]) == key})
+        for name, key in (("all genes", ("genes", "raw")), ("MOFA+", ("mofa", "raw")))
+    ]
+    refs = [(name, acc) for name, acc in refs if acc]
+    lines = [
+        "| model | input | accuracy mean (sd) | "
+        + " | ".join(f"paired difference to {name} (raw), mean (sd)" for name, _ in refs)
+        + " | splits | fit s / split | active factors |",
+        "|---|---|---|" + "---|" * len(refs) + "---|---|---|",
+    ]
+    keys = row_keys(rows)
     for model, inp, ep in keys:
         rs = [r for r in rows if (r["model"], r["input"], r["epochs"]) == (model, inp, ep)]
         acc = np.array([float(r["accuracy"]) for r in rs])
         t = np.array([float(r["fit_s"]) for r in rs])
         act = [r.get("active_factors", "") for r in rs if r.get("active_factors", "")]
         sd = acc.std(ddof=1) if acc.size > 1 else float("nan")
-        diff = [float(r["accuracy"]) - genes[r["seed"]] for r in rs if r["seed"] in genes]
-        paired = "-"
-        if diff:
+        paired = []
+        for _, ref in refs:
+            diff = [float(r["accuracy"]) - ref[r["seed"]] for r in rs if r["seed"] in ref]
             spread = f" ({np.std(diff, ddof=1):.4f})" if len(diff) > 1 else ""
-            paired = f"{np.mean(diff):+.4f}{spread} on {len(diff)}"
+            paired.append(f"{np.mean(diff):+.4f}{spread} on {len(diff)}" if diff else "-")
         name = LABELS[model] + (f" ({ep} epochs)" if ep else "")
         lines.append(
-            f"| {name} | {inp} | {acc.mean():.3f} ({sd:.3f}) | {paired} | {acc.size} "
-            f"| {t.mean():.1f} | {'/'.join(act) if act else '-'} |"
+            f"| {name} | {inp} | {acc.mean():.3f} ({sd:.3f}) | {' | '.join(paired)} | "
+            f"{acc.size} | {t.mean():.1f} | {'/'.join(act) if act else '-'} |"
         )
     ref = "; ".join(
         f"{src}: " + ", ".join(f"{k} {v:.3f}".rstrip("0") for k, v in d.items())
@@ -477,6 +486,58 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
     return read_rows(out)
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Every row's per-split accuracy minus the all-genes classifier's on the same split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    genes = {
+        r["seed"]: float(r["accuracy"])
+        for r in rows
+        if (r["model"], r["input"]) == ("genes", "raw")
+    }
+    series = []  # (setting, per-split differences in percentage points)
+    for k in row_keys(rows):
+        d = [
+            100 * (float(r["accuracy"]) - genes[r["seed"]])
+            for r in rows
+            if (r["model"], r["input"], r["epochs"]) == k and r["seed"] in genes
+        ]
+        if d and k[0] != "genes":
+            series.append((k, d))
+    if not series:
+        return
+    keys, diffs = zip(*series)
+    # the good models differ by tenths of a point: rows far below are clipped and labelled
+    lo, hi = -6.0, max(1.0, max(max(d) for d in diffs) + 0.3)
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(keys) + 1.5))
+    for i, d in enumerate(diffs):
+        ax.plot(np.maximum(d, lo), np.full(len(d), i), "k.", ms=4, alpha=0.6)
+        if np.mean(d) > lo:
+            ax.plot([np.mean(d)], [i], "C3|", ms=14, mew=2)
+        else:
+            ax.text(
+                hi - 0.1,
+                i,
+                f"mean {np.mean(d):.1f}, off scale",
+                ha="right",
+                va="center",
+                fontsize=7,
+            )
+    ax.axvline(0, color="0.5", lw=1)
+    ax.set_xlim(lo - 0.2, hi)
+    names = [f"{LABELS[m]}{f' ({e} ep)' if e else ''}, {i}" for m, i, e in keys]
+    ax.set_yticks(range(len(keys)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("held-out accuracy minus all 558 genes (raw), percentage points")
+    ax.set_title(f"Zeisel, K = 15: dots are splits ({len(genes)}), bars their mean", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -494,10 +555,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     rows = read_rows(Path(args.out)) if args.summarize_only else run(args)
     md = summarize(rows)
+    seeds = sorted({r["seed"] for r in rows}, key=int)
     header = (
         "# Zeisel cell classes from K = 15 factors (held-out accuracy)\n\n"
-        "5 stratified 80/20 splits (seeds "
-        + ", ".join(sorted({r["seed"] for r in rows}))
+        f"{len(seeds)} stratified 80/20 splits (seeds "
+        + ", ".join(seeds)
         + "); quantile normalisation and the 558 most variable genes from the training cells "
         "only; `raw` = quantile-normalised counts, `z` = genes standardised on the training "
         "cells; multinomial logistic regression on the factors. Written by "
@@ -505,6 +567,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "summary.md").write_text(header + md)
+    plot(rows, Path(args.out) / "paired_differences.png")
     print(md)
 
 
