@@ -362,12 +362,20 @@ def write_split(out: Path, seed: int, rows: list[dict]) -> None:
             w.writerow({k: r.get(k, "") for k in FIELDS})
 
 
-def row_keys(rows: list[dict]) -> list[tuple[str, str, str]]:
-    """The (model, input, epochs) settings in ``rows``, in table order."""
-    return sorted(
-        {(r["model"], r["input"], r["epochs"]) for r in rows},
-        key=lambda k: (MODELS.index(k[0]), INPUTS.index(k[1]), -int(k[2] or 0)),
-    )
+def by_setting(rows: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    """``rows`` grouped by (model, input, epochs), in table order."""
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["input"], r["epochs"]), []).append(r)
+    order = sorted(groups, key=lambda k: (MODELS.index(k[0]), INPUTS.index(k[1]), -int(k[2] or 0)))
+    return {k: groups[k] for k in order}
+
+
+def accuracy_by_seed(rows: list[dict], model: str) -> dict[str, float]:
+    """Split seed -> accuracy of ``model`` on the ``raw`` input (a paired reference)."""
+    return {
+        r["seed"]: float(r["accuracy"]) for r in rows if (r["model"], r["input"]) == (model, "raw")
+    }
 
 
 def summarize(rows: list[dict]) -> str:
@@ -375,8 +383,7 @@ def summarize(rows: list[dict]) -> str:
     difference to a reference row on the same split (all genes; MOFA+ where it ran), and mean
     wall time per fit."""
     refs = [
-        (name, {r["seed"]: float(r["accuracy"]) for r in rows if (r["model"], r["input"]) == key})
-        for name, key in (("all genes", ("genes", "raw")), ("MOFA+", ("mofa", "raw")))
+        (name, accuracy_by_seed(rows, m)) for name, m in (("all genes", "genes"), ("MOFA+", "mofa"))
     ]
     refs = [(name, acc) for name, acc in refs if acc]
     lines = [
@@ -385,9 +392,7 @@ def summarize(rows: list[dict]) -> str:
         + " | splits | fit s / split | active factors |",
         "|---|---|---|" + "---|" * len(refs) + "---|---|---|",
     ]
-    keys = row_keys(rows)
-    for model, inp, ep in keys:
-        rs = [r for r in rows if (r["model"], r["input"], r["epochs"]) == (model, inp, ep)]
+    for (model, inp, ep), rs in by_setting(rows).items():
         acc = np.array([float(r["accuracy"]) for r in rs])
         t = np.array([float(r["fit_s"]) for r in rs])
         act = [r.get("active_factors", "") for r in rs if r.get("active_factors", "")]
@@ -493,18 +498,10 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    genes = {
-        r["seed"]: float(r["accuracy"])
-        for r in rows
-        if (r["model"], r["input"]) == ("genes", "raw")
-    }
+    genes = accuracy_by_seed(rows, "genes")
     series = []  # (setting, per-split differences in percentage points)
-    for k in row_keys(rows):
-        d = [
-            100 * (float(r["accuracy"]) - genes[r["seed"]])
-            for r in rows
-            if (r["model"], r["input"], r["epochs"]) == k and r["seed"] in genes
-        ]
+    for k, rs in by_setting(rows).items():
+        d = [100 * (float(r["accuracy"]) - genes[r["seed"]]) for r in rs if r["seed"] in genes]
         if d and k[0] != "genes":
             series.append((k, d))
     if not series:
@@ -533,7 +530,6 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("held-out accuracy minus all 558 genes (raw), percentage points")
     ax.set_title(f"Zeisel, K = 15: dots are splits ({len(genes)}), bars their mean", fontsize=9)
-    fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
