@@ -378,6 +378,11 @@ def accuracy_by_seed(rows: list[dict], model: str) -> dict[str, float]:
     }
 
 
+def paired_differences(rs: list[dict], ref: dict[str, float]) -> list[float]:
+    """Accuracy of each row in ``rs`` minus the reference's on the same split (where it ran)."""
+    return [float(r["accuracy"]) - ref[r["seed"]] for r in rs if r["seed"] in ref]
+
+
 def summarize(rows: list[dict]) -> str:
     """Markdown table: mean (sd) accuracy across splits, the mean (sd) over splits of the
     difference to a reference row on the same split (all genes; MOFA+ where it ran), and mean
@@ -399,7 +404,7 @@ def summarize(rows: list[dict]) -> str:
         sd = acc.std(ddof=1) if acc.size > 1 else float("nan")
         paired = []
         for _, ref in refs:
-            diff = [float(r["accuracy"]) - ref[r["seed"]] for r in rs if r["seed"] in ref]
+            diff = paired_differences(rs, ref)
             spread = f" ({np.std(diff, ddof=1):.4f})" if len(diff) > 1 else ""
             paired.append(f"{np.mean(diff):+.4f}{spread} on {len(diff)}" if diff else "-")
         name = LABELS[model] + (f" ({ep} epochs)" if ep else "")
@@ -501,7 +506,7 @@ def plot(rows: list[dict], path: Path) -> None:
     genes = accuracy_by_seed(rows, "genes")
     series = []  # (setting, per-split differences in percentage points)
     for k, rs in by_setting(rows).items():
-        d = [100 * (float(r["accuracy"]) - genes[r["seed"]]) for r in rs if r["seed"] in genes]
+        d = [100 * x for x in paired_differences(rs, genes)]
         if d and k[0] != "genes":
             series.append((k, d))
     if not series:
