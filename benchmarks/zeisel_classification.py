@@ -38,8 +38,11 @@ Protocol (appendix C.1, C.3, Table 6 of the Sparse VAE paper, made held-out-clea
   paired difference (same split) to ``genes`` and, where it ran, to ``mofa`` on ``raw``,
   mean and sd over splits.
 
-Writes ``split<seed>.csv`` (one row per model x input), ``summary.md`` (mean and sd across
-splits, wall time per fit), ``paired_differences.png`` (every split's difference to
+Writes ``split<seed>.csv`` (one row per model x input, with the classifier's accuracy on its
+own training cells and the held-out cells it gets wrong), ``summary.md`` (mean and sd across
+splits, wall time per fit; for rows that record them, a second table of training-cell
+accuracy and of how many held-out errors each row shares with the all-genes classifier),
+``paired_differences.png`` (every split's difference to
 ``genes``) and ``sparse_vae_top_genes.md`` (genes with the largest
 ``|w_jk|`` per active factor, by column index in the 4000-gene matrix: the file has no gene
 names) to ``--out``.
@@ -64,7 +67,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FIELDS = ["model", "input", "seed", "accuracy", "fit_s", "epochs", "active_factors", "note"]
+#: ``train_accuracy``: the classifier on the training cells it was fitted to; ``errors``: the
+#: misclassified held-out cells (row indices of the 3005 cells), to compare models cell by cell
+FIELDS = [
+    "model",
+    "input",
+    "seed",
+    "accuracy",
+    "train_accuracy",
+    "errors",
+    "fit_s",
+    "epochs",
+    "active_factors",
+    "note",
+]
 MODELS = (
     "genes",
     "genes_svm",
@@ -90,6 +106,7 @@ NO_NETWORK = ("genes", "genes_svm", "nmf", "pca", "fa", *MOFA)
 COUNT_MODELS = ("vae_nb",)
 INPUTS = ("raw", "z", "counts")
 K = 15
+N_CELLS = 3005
 N_GENES = 558
 #: gene clusters, the groups of the grouped oi-VAE
 N_CLUSTERS = 20
@@ -181,10 +198,11 @@ def gene_clusters(X_tr: np.ndarray, seed: int) -> list[np.ndarray]:
 
 
 def classify(
-    f_tr: np.ndarray, y_tr: np.ndarray, f_te: np.ndarray, y_te: np.ndarray, svm: bool = False
-) -> float:
-    """Held-out accuracy of a multinomial logistic regression on the factors (``svm``: of a
-    support vector machine with an RBF kernel, for the all-genes reference row)."""
+    f_tr: np.ndarray, y_tr: np.ndarray, f_te: np.ndarray, svm: bool = False
+) -> tuple[float, np.ndarray]:
+    """A multinomial logistic regression (``svm``: a support vector machine with an RBF
+    kernel, for the all-genes reference row) fitted on the training cells' factors: its
+    accuracy on those training cells and its predicted classes of the held-out cells."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -195,7 +213,7 @@ def classify(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(np.nan_to_num(f_tr), y_tr)
-    return float(clf.score(np.nan_to_num(f_te), y_te))
+    return float(clf.score(np.nan_to_num(f_tr), y_tr)), clf.predict(np.nan_to_num(f_te))
 
 
 def fit_model(
@@ -383,10 +401,10 @@ def paired_differences(rs: list[dict], ref: dict[str, float]) -> list[float]:
     return [float(r["accuracy"]) - ref[r["seed"]] for r in rs if r["seed"] in ref]
 
 
-def summarize(rows: list[dict]) -> str:
+def summarize(rows: list[dict], unassigned: set[str] = frozenset()) -> str:
     """Markdown table: mean (sd) accuracy across splits, the mean (sd) over splits of the
     difference to a reference row on the same split (all genes; MOFA+ where it ran), and mean
-    wall time per fit."""
+    wall time per fit; then :func:`error_overlap`."""
     refs = [
         (name, accuracy_by_seed(rows, m)) for name, m in (("all genes", "genes"), ("MOFA+", "mofa"))
     ]
@@ -416,7 +434,66 @@ def summarize(rows: list[dict]) -> str:
         f"{src}: " + ", ".join(f"{k} {v:.3f}".rstrip("0") for k, v in d.items())
         for src, d in REFERENCE.items()
     )
-    return "\n".join(lines) + f"\n\nReference accuracies ({ref}).\n"
+    return (
+        "\n".join(lines) + f"\n\nReference accuracies ({ref}).\n" + error_overlap(rows, unassigned)
+    )
+
+
+def error_overlap(rows: list[dict], unassigned: set[str]) -> str:
+    """Markdown table, for the rows that record them, of the classifier's accuracy on its own
+    training cells and of which held-out cells it gets wrong: how many per split, how many of
+    those the all-genes classifier also gets wrong, and how many cells every such row does
+    (and how many of those are in ``unassigned``, the cells the authors gave no subclass)."""
+    groups = {
+        k: rs for k, rs in by_setting(rows).items() if all(r.get("train_accuracy") for r in rs)
+    }
+    if not groups:
+        return ""
+
+    def wrong(r: dict) -> set[str]:
+        return set(r["errors"].split())
+
+    genes = {
+        r["seed"]: wrong(r)
+        for rs in groups.values()
+        for r in rs
+        if (r["model"], r["input"]) == ("genes", "raw")
+    }
+    every: dict[str, set[str]] = {}
+    for rs in groups.values():
+        for r in rs:
+            every[r["seed"]] = every[r["seed"]] & wrong(r) if r["seed"] in every else wrong(r)
+    lines = [
+        "\n| model | input | accuracy on its training cells | held-out accuracy | held-out "
+        "errors per split | of them also wrong on all genes (raw) | splits |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (model, inp, ep), rs in groups.items():
+        tr = np.mean([float(r["train_accuracy"]) for r in rs])
+        te = np.mean([float(r["accuracy"]) for r in rs])
+        n = np.mean([len(wrong(r)) for r in rs])
+        both = [len(wrong(r) & genes[r["seed"]]) for r in rs if r["seed"] in genes]
+        name = LABELS[model] + (f" ({ep} epochs)" if ep else "")
+        lines.append(
+            f"| {name} | {inp} | {tr:.3f} | {te:.3f} | {n:.1f} | "
+            f"{f'{np.mean(both):.1f}' if both else '-'} | {len(rs)} |"
+        )
+    shared = np.mean([len(c) for c in every.values()])
+    none = np.mean([len(c & unassigned) for c in every.values()])
+    return "\n".join(lines) + (
+        f"\n\nHeld-out cells that every row of this table gets wrong: {shared:.1f} per split, "
+        f"{none:.1f} of them cells the authors assigned to no subclass "
+        f"({len(unassigned)} of all {N_CELLS} cells).\n"
+    )
+
+
+def unassigned_cells() -> set[str]:
+    """Row indices (as in the ``errors`` field) of the cells with the subclass ``(none)``."""
+    from pyro_gfa.data import load_zeisel
+
+    data = load_zeisel()
+    none = data.subclass_names.index("(none)")
+    return {str(i) for i in np.flatnonzero(data.subclass_labels == none)}
 
 
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[dict]:
@@ -449,12 +526,15 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
                 t0 = time.perf_counter()
                 f_tr, f_te, extra = fit_model(model, X_tr, X_te, seed, args.epochs, args.em_warmup)
                 fit_s = time.perf_counter() - t0
-                acc = classify(f_tr, y_tr, f_te, y_te, svm=model == "genes_svm")
+                train_acc, pred = classify(f_tr, y_tr, f_te, svm=model == "genes_svm")
+                acc = float((pred == y_te).mean())
                 row = {
                     "model": model,
                     "input": inp,
                     "seed": seed,
                     "accuracy": f"{acc:.4f}",
+                    "train_accuracy": f"{train_acc:.4f}",
+                    "errors": " ".join(str(i) for i in sp["test"][pred != y_te]),
                     "fit_s": f"{fit_s:.1f}",
                     "epochs": ep,
                     "active_factors": extra.get("active_factors", ""),
@@ -555,7 +635,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = read_rows(Path(args.out)) if args.summarize_only else run(args)
-    md = summarize(rows)
+    md = summarize(rows, unassigned_cells())
     seeds = sorted({r["seed"] for r in rows}, key=int)
     header = (
         "# Zeisel cell classes from K = 15 factors (held-out accuracy)\n\n"
