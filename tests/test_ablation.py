@@ -64,7 +64,8 @@ def test_runs_writes_table_and_resumes_after_interruption(tmp_path, monkeypatch)
     [
         (
             {"runs": [{"model": "ovae"}]},
-            "unknown model .ovae.; valid names: factvae, lda, nmf, oivae, sparse_vae, vae, vsc",
+            "unknown model .ovae.; valid names: factvae, lda, nmf, oivae, sparse_fa, sparse_vae,"
+            " vae, vsc",
         ),
         (
             {"runs": [{"model": "oivae", "prior": "laplace"}]},

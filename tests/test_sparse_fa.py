@@ -1,0 +1,141 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import FactorAnalysis
+
+from pyro_gfa import SparseFA
+from pyro_gfa.models.sparse_fa import e_step, m_step_loadings, moments
+from pyro_gfa.priors import Horseshoe, Lasso, NoPrior, SpikeSlabLasso
+
+
+def sparse_data(n=1000, seed=0):
+    """Three factors, each loading on its own block of 8 of 24 features."""
+    rng = np.random.default_rng(seed)
+    W = np.zeros((24, 3))
+    for k in range(3):
+        W[8 * k : 8 * (k + 1), k] = rng.uniform(1.0, 2.0, 8) * rng.choice([-1, 1], 8)
+    Z = rng.standard_normal((n, 3))
+    X = 5.0 + Z @ W.T + 0.3 * rng.standard_normal((n, 24))
+    return X, W
+
+
+def test_moments_match_the_per_row_posterior_and_the_marginal_likelihood():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(50, 6, generator=g, dtype=torch.float64)
+    W = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    psi = torch.rand(6, generator=g, dtype=torch.float64) + 0.2
+    Szz, Sxz, ll = moments(X.T @ X, 50, W, psi)
+    # per-row posterior: N(Sigma W^T Psi^-1 x, Sigma)
+    Sigma = torch.linalg.inv(torch.eye(2, dtype=W.dtype) + W.T @ torch.diag(1 / psi) @ W)
+    Ez = e_step(X, W, psi)
+    torch.testing.assert_close(Ez, X @ torch.diag(1 / psi) @ W @ Sigma)
+    torch.testing.assert_close(Szz, 50 * Sigma + Ez.T @ Ez)
+    torch.testing.assert_close(Sxz, X.T @ Ez)
+    cov = W @ W.T + torch.diag(psi)
+    direct = torch.distributions.MultivariateNormal(torch.zeros(6, dtype=W.dtype), cov)
+    torch.testing.assert_close(ll, direct.log_prob(X).sum())
+
+
+def test_m_step_solves_the_weighted_lasso():
+    g = torch.Generator().manual_seed(1)
+    A = torch.randn(40, 4, generator=g, dtype=torch.float64)
+    Szz = A.T @ A
+    Sxz = torch.randn(5, 4, generator=g, dtype=torch.float64) * 5
+    psi = torch.rand(5, generator=g, dtype=torch.float64) + 0.5
+    W0 = torch.zeros(5, 4, dtype=torch.float64)
+    # no penalty: the least-squares solution Sxz Szz^-1
+    W = m_step_loadings(W0, Szz, Sxz, psi, torch.zeros(5, 4, dtype=torch.float64), sweeps=200)
+    torch.testing.assert_close(W, Sxz @ torch.linalg.inv(Szz))
+    # with a penalty: the optimality (KKT) conditions of every row's weighted lasso
+    pen = torch.full((5, 4), 2.0, dtype=torch.float64)
+    W = m_step_loadings(W0, Szz, Sxz, psi, pen, sweeps=500)
+    grad = W @ Szz - Sxz  # gradient of the quadratic part times psi_j
+    t = psi[:, None] * pen
+    nz = W != 0
+    assert (~nz).any() and nz.any()
+    torch.testing.assert_close(grad[nz], -t[nz] * torch.sign(W[nz]))
+    assert (grad[~nz].abs() <= t[~nz] + 1e-9).all()
+
+
+@pytest.mark.parametrize("prior", [SpikeSlabLasso(200.0, 5.0), Lasso(5.0), NoPrior()])
+def test_em_increases_the_log_posterior(prior):
+    X, _ = sparse_data(300)
+    m = SparseFA(3, prior=prior).fit(X, max_iter=60, progress=False)
+    h = np.array(m.history_)
+    assert len(h) == m.n_iter_ + 1
+    assert (np.diff(h) >= -1e-8 * np.abs(h[1:])).all()
+
+
+def test_without_prior_it_is_maximum_likelihood_factor_analysis():
+    X, _ = sparse_data(500)
+    m = SparseFA(3, prior=NoPrior()).fit(X, max_iter=3000, tol=1e-12, progress=False)
+    fa = FactorAnalysis(3, tol=1e-8, max_iter=5000).fit(X)
+    np.testing.assert_allclose(m.log_likelihood(X).mean(), fa.score(X), rtol=1e-5)
+    # same model covariance
+    cov = m.loadings() @ m.loadings().T + np.diag(m.noise_variance())
+    np.testing.assert_allclose(cov, fa.get_covariance(), rtol=1e-3, atol=1e-3)
+
+
+def test_spike_and_slab_lasso_recovers_the_sparse_loadings():
+    X, W = sparse_data()
+    m = SparseFA(3).fit(X, progress=False)
+    S, truth = m.support(), W != 0
+    off = m.loadings()[~S]
+    # off the support: mostly exact zeros (the soft-threshold), the rest below 1 % of the
+    # true loadings (the lasso's threshold shrinks like 1 / N)
+    assert (off == 0).mean() > 0.7 and np.abs(off).max() < 0.01
+    # match factors to true columns by overlap, then the supports must agree
+    order = [int(np.argmax((S & truth[:, [k]]).sum(0))) for k in range(3)]
+    assert sorted(order) == [0, 1, 2]
+    np.testing.assert_array_equal(S[:, order], truth)
+    # reconstruction is the posterior mean's image: close to the noiseless data
+    assert np.abs(m.reconstruct(X) - X).mean() < 0.4
+
+
+def test_fits_are_deterministic_and_do_not_share_prior_state():
+    X, _ = sparse_data(300)
+    prior = SpikeSlabLasso(200.0, 5.0)
+    a = SparseFA(3, prior=prior).fit(X, progress=False)
+    b = SparseFA(3, prior=prior).fit(X[:, :20], progress=False)
+    c = SparseFA(3, prior=prior).fit(X, progress=False)
+    assert prior.eta.numel() == 0  # the user's prior object is left as given
+    assert a.prior_.b == 24 and b.prior_.b == 20
+    np.testing.assert_array_equal(a.loadings(), c.loadings())
+
+
+def test_errors():
+    X, _ = sparse_data(50)
+    with pytest.raises(ValueError, match="latent_dim"):
+        SparseFA(0)
+    with pytest.raises(TypeError, match="Horseshoe"):
+        SparseFA(3, prior=Horseshoe())
+    with pytest.raises(ValueError, match="smaller than the number of features"):
+        SparseFA(24).fit(X, progress=False)
+    bad = X.copy()
+    bad[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        SparseFA(3).fit(bad, progress=False)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        SparseFA(3).transform(X)
+    m = SparseFA(3).fit(X, max_iter=5, progress=False)
+    with pytest.raises(ValueError, match="columns"):
+        m.transform(X[:, :10])
+
+
+def test_in_the_ablation_runner():
+    from pyro_gfa import ablation
+
+    spec = {
+        "data": "sparse_synthetic",
+        "data_params": {"n": 300, "n_test": 500},
+        "seed": 0,
+        "model": "sparse_fa",
+        "model_params": {"latent_dim": 2},
+        "prior": "ssl",
+        "prior_params": {},
+        "fit": {"epochs": 5},  # the deep models' settings are accepted and ignored
+    }
+    row = ablation.run_one(spec)
+    assert np.isfinite(row["test_nll"]) and 0 <= row["support_f1"] <= 1
+    with pytest.raises(TypeError, match="Horseshoe"):
+        ablation.run_one({**spec, "prior": "horseshoe"})
