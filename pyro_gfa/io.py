@@ -363,6 +363,11 @@ def save(est: Estimator, path: str | Path) -> Path:
     pathlib.Path
         The path written.
     """
+    if not isinstance(est, Estimator):
+        raise TypeError(
+            f"save writes the Pyro models (OIVAE, FactVAE, SparseVAE, VAE, VSC, ...), not a"
+            f" {type(est).__name__}; its fit is plain arrays, which pickle or joblib store"
+        )
     path = Path(path)
     meta = json.dumps(_meta(est), indent=1)
     weights = _weights_bytes(est) if est.module is not None else None

@@ -1,8 +1,11 @@
+import pickle
+
 import numpy as np
 import pytest
 import torch
 from sklearn.decomposition import FactorAnalysis
 
+import pyro_gfa as gfa
 from pyro_gfa import SparseFA
 from pyro_gfa.models.sparse_fa import e_step, m_step_loadings, moments
 from pyro_gfa.priors import Horseshoe, Lasso, NoPrior, SpikeSlabLasso
@@ -61,7 +64,7 @@ def test_m_step_solves_the_weighted_lasso():
 def test_em_increases_the_log_posterior(prior):
     X, _ = sparse_data(300)
     m = SparseFA(3, prior=prior).fit(X, max_iter=60, progress=False)
-    h = np.array(m.history_)
+    h = np.array([r["log_posterior"] for r in m.history_])
     assert len(h) == m.n_iter_ + 1
     assert (np.diff(h) >= -1e-8 * np.abs(h[1:])).all()
 
@@ -92,6 +95,28 @@ def test_spike_and_slab_lasso_recovers_the_sparse_loadings():
     assert np.abs(m.reconstruct(X) - X).mean() < 0.4
 
 
+def test_names_and_plots_from_a_dataframe():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from pyro_gfa import plots
+
+    X, _ = sparse_data(300)
+    df = pd.DataFrame(X, columns=[f"gene{j}" for j in range(24)])
+    m = SparseFA(3).fit(df, progress=False)
+    frame = m.loadings_frame()
+    assert list(frame.index) == list(df.columns) and frame.shape == (24, 3)
+    top = plots.top_units(m, k=8)
+    for k in range(3):  # each factor's 8 strongest genes are one true block
+        genes = {int(g.removeprefix("gene")) // 8 for g in top[top["latent"] == f"z{k}"]["unit"]}
+        assert len(genes) == 1
+    plots.plot_loadings(m)
+    assert m.history_[-1]["n_active"] == 24
+    plots.plot_history(m)
+
+
 def test_fits_are_deterministic_and_do_not_share_prior_state():
     X, _ = sparse_data(300)
     prior = SpikeSlabLasso(200.0, 5.0)
@@ -120,6 +145,9 @@ def test_errors():
     m = SparseFA(3).fit(X, max_iter=5, progress=False)
     with pytest.raises(ValueError, match="columns"):
         m.transform(X[:, :10])
+    with pytest.raises(TypeError, match="not a SparseFA.*pickle"):
+        gfa.io.save(m, "unused.zip")
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(m)).transform(X), m.transform(X))
 
 
 def test_in_the_ablation_runner():

@@ -277,53 +277,13 @@ class Checkpoint:
         save(self.estimator, self.path)
 
 
-class Estimator:
-    """Estimator-level API shared by the models (fit, transform, loadings, ...).
-
-    Subclasses implement ``_build_module()`` and set ``n_features``, ``latent_dim`` and
-    ``prior``. The fitted :class:`GFAModule` is ``self.module`` (``None`` before ``fit``).
-    """
+class NamedUnits:
+    """Names of the features and of the rows of ``loadings()`` (groups or features), for
+    every estimator that sets ``n_features`` and, when grouped, ``groups``."""
 
     n_features: int
-    latent_dim: int
-    prior: Prior
-    #: default step sizes of ``fit`` (subclasses set the paper's values)
-    default_lr: float = 1e-2
-    default_sparse_lr: float = 1e-4
-    default_sparse_momentum: float = 0.99
-
     #: column names of the data seen by ``fit`` (DataFrame or AnnData input), else ``None``
     feature_names_: tuple[str, ...] | None = None
-    #: epoch of the best held-out ELBO when ``fit`` had ``validation_data``
-    best_epoch_: int | None = None
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        init = cls.__dict__.get("__init__")
-        if init is not None and not getattr(init, "_records_init", False):
-            cls.__init__ = _init_recorder(init)
-        fit = cls.__dict__.get("fit")
-        if fit is not None and not getattr(fit, "_records_fit", False):
-            cls.fit = _fit_recorder(fit)
-
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments of this estimator, as passed (defaults filled in).
-
-        ``type(m)(**m.get_config())`` builds an unfitted copy; :func:`pyro_gfa.save`
-        stores this (encoded as JSON) to rebuild the estimator.
-        """
-        cfg = getattr(self, "_init_config", None)
-        if cfg is None:
-            raise NotImplementedError(
-                f"{type(self).__name__} does not record its constructor arguments"
-            )
-        cfg = dict(cfg)
-        # the resolved forms, which carry names and defaults (e.g. Groups, the prior)
-        for name in cfg:
-            value = getattr(self, name, None)
-            if isinstance(value, (Groups, Prior)):
-                cfg[name] = value
-        return cfg
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -360,6 +320,53 @@ class Estimator:
         return pd.DataFrame(
             L, index=list(self.unit_names), columns=[f"z{k}" for k in range(L.shape[1])]
         )
+
+
+class Estimator(NamedUnits):
+    """Estimator-level API shared by the models (fit, transform, loadings, ...).
+
+    Subclasses implement ``_build_module()`` and set ``n_features``, ``latent_dim`` and
+    ``prior``. The fitted :class:`GFAModule` is ``self.module`` (``None`` before ``fit``).
+    """
+
+    n_features: int
+    latent_dim: int
+    prior: Prior
+    #: default step sizes of ``fit`` (subclasses set the paper's values)
+    default_lr: float = 1e-2
+    default_sparse_lr: float = 1e-4
+    default_sparse_momentum: float = 0.99
+
+    #: epoch of the best held-out ELBO when ``fit`` had ``validation_data``
+    best_epoch_: int | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_records_init", False):
+            cls.__init__ = _init_recorder(init)
+        fit = cls.__dict__.get("fit")
+        if fit is not None and not getattr(fit, "_records_fit", False):
+            cls.fit = _fit_recorder(fit)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments of this estimator, as passed (defaults filled in).
+
+        ``type(m)(**m.get_config())`` builds an unfitted copy; :func:`pyro_gfa.save`
+        stores this (encoded as JSON) to rebuild the estimator.
+        """
+        cfg = getattr(self, "_init_config", None)
+        if cfg is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not record its constructor arguments"
+            )
+        cfg = dict(cfg)
+        # the resolved forms, which carry names and defaults (e.g. Groups, the prior)
+        for name in cfg:
+            value = getattr(self, name, None)
+            if isinstance(value, (Groups, Prior)):
+                cfg[name] = value
+        return cfg
 
     def to_arviz(self, X, num_samples: int = 100, seed: int | None = 0, **kwargs):
         """ArviZ ``InferenceData`` of the fit on ``X``; see :func:`pyro_gfa.export.to_arviz`."""

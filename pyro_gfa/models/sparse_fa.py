@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..priors import Lasso, NoPrior, SpikeSlabLasso
-from .base import check_matrix
+from .base import NamedUnits, check_matrix, feature_names_of
 
 __all__ = ["SparseFA", "e_step", "m_step_loadings", "moments", "varimax"]
 
@@ -101,7 +101,7 @@ def varimax(W: torch.Tensor, max_iter: int = 100, tol: float = 1e-8) -> torch.Te
     return W @ R
 
 
-class SparseFA:
+class SparseFA(NamedUnits):
     """Sparse linear factor analysis with closed-form EM (see the module docstring).
 
     Parameters
@@ -120,9 +120,12 @@ class SparseFA:
 
     Attributes
     ----------
-    history_ : list of float
-        Log posterior (log-likelihood plus log prior, on the scaled data) at the start and
-        after every iteration; non-decreasing.
+    history_ : list of dict
+        One record at the start and after every iteration (``epoch``: the iteration, one
+        pass over the data): ``log_posterior`` (log-likelihood plus log prior, on the scaled
+        data; non-decreasing), ``loss`` (its negative per row, as the deep models record)
+        and ``n_active`` (the size of the support); :func:`pyro_gfa.plots.plot_history`
+        draws it.
     n_iter_ : int
         Iterations run.
 
@@ -192,6 +195,7 @@ class SparseFA:
             models' ``epochs``, ``batch_size``, ...); the fit is deterministic (it starts
             from the rotated principal components).
         """
+        names = feature_names_of(X)
         X = check_matrix(X, None).astype(np.float64)
         N, G = X.shape
         K = self.latent_dim
@@ -199,7 +203,7 @@ class SparseFA:
             raise ValueError(f"latent_dim ({K}) must be smaller than the number of features ({G})")
         if N < 2:
             raise ValueError(f"X needs at least 2 rows to estimate the noise, got {N}")
-        self.n_features = G
+        self.n_features, self.feature_names_ = G, names
         self.mean_ = X.mean(0)
         Xc = X - self.mean_
         self.scale_ = float(Xc.std()) or 1.0
@@ -216,10 +220,14 @@ class SparseFA:
         bar = tqdm(total=max_iter, disable=not progress, desc="SparseFA")
         for it in range(max_iter + 1):
             Szz, Sxz, ll = moments(XtX, N, W, psi)
-            self.history_.append(float(ll + self.prior_.nonsmooth_log_prob(W.unsqueeze(1))))
-            bar.set_postfix(log_post=f"{self.history_[-1]:.6g}")
-            change = abs(self.history_[-1] - self.history_[-2]) if it else math.inf
-            if it == max_iter or change <= tol * abs(self.history_[-1]):
+            lp = float(ll + self.prior_.nonsmooth_log_prob(W.unsqueeze(1)))
+            n_active = int(self._support(W).sum())
+            self.history_.append(
+                {"epoch": it, "loss": -lp / N, "log_posterior": lp, "n_active": n_active}
+            )
+            bar.set_postfix(log_post=f"{lp:.6g}")
+            change = abs(lp - self.history_[-2]["log_posterior"]) if it else math.inf
+            if it == max_iter or change <= tol * abs(lp):
                 break
             W = m_step_loadings(W, Szz, Sxz, psi, self._penalty(W), sweeps)
             psi = (XtX.diagonal() - 2 * (W * Sxz).sum(1) + ((W @ Szz) * W).sum(1)) / N
@@ -253,13 +261,16 @@ class SparseFA:
         self._fitted()
         return (self.psi_ * self.scale_**2).numpy()
 
+    def _support(self, W: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.prior_, SpikeSlabLasso):
+            return self.prior_.support(W.unsqueeze(1))
+        return W != 0
+
     def support(self) -> np.ndarray:
         """``(G, K)`` bool: non-zero loadings (for the spike-and-slab lasso also
         ``p* > 0.5``)."""
         self._fitted()
-        if isinstance(self.prior_, SpikeSlabLasso):
-            return self.prior_.support(self.W_.unsqueeze(1)).numpy()
-        return (self.W_ != 0).numpy()
+        return self._support(self.W_).numpy()
 
     def reconstruct(self, X) -> np.ndarray:
         """``(N, G)`` ``mu + W E[z | x]`` in the units of ``X``."""
