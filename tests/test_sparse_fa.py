@@ -95,6 +95,16 @@ def test_spike_and_slab_lasso_recovers_the_sparse_loadings():
     assert np.abs(m.reconstruct(X) - X).mean() < 0.4
 
 
+def test_spare_factors_are_switched_off():
+    X, W = sparse_data()
+    m = SparseFA(6).fit(X, max_iter=1000, progress=False)
+    counts = np.sort(m.support().sum(0))[::-1]
+    # the three true blocks, then three factors left with at most one feature each (a
+    # factor can take over one feature's noise, the usual factor-analysis degeneracy)
+    np.testing.assert_array_equal(counts[:3], [8, 8, 8])
+    assert (counts[3:] <= 1).all()
+
+
 def test_names_and_plots_from_a_dataframe():
     import matplotlib
 

@@ -107,7 +107,9 @@ class SparseFA(NamedUnits):
     Parameters
     ----------
     latent_dim
-        Number of factors ``K``.
+        Number of factors ``K``. With more than the data need, the spike-and-slab lasso
+        empties the spare columns (a spare column may keep one feature, whose noise it
+        then models).
     prior
         Prior on the loadings: :class:`~pyro_gfa.priors.SpikeSlabLasso` (default
         ``SpikeSlabLasso(lambda0=200, lambda1=5)``; rates for data of global sd 1),
