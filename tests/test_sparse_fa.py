@@ -174,6 +174,10 @@ def test_in_the_ablation_runner():
         "fit": {"epochs": 5},  # the deep models' settings are accepted and ignored
     }
     row = ablation.run_one(spec)
-    assert np.isfinite(row["test_nll"]) and 0 <= row["support_f1"] <= 1
+    # the runner scores the exact held-out likelihood of the same (deterministic) fit
+    data = ablation.DATA["sparse_synthetic"](n=300, n_test=500, seed=0)
+    m = SparseFA(2, prior=SpikeSlabLasso()).fit(data.X, progress=False)  # "ssl", its defaults
+    assert row["test_nll"] == pytest.approx(-m.log_likelihood(data.X_test).mean(), rel=1e-12)
+    assert row["n_active"] == int(m.support().sum()) and "support_f1" in row
     with pytest.raises(TypeError, match="Horseshoe"):
         ablation.run_one({**spec, "prior": "horseshoe"})
