@@ -25,7 +25,12 @@ optional hyperparameter grid), the seeds and the fit settings::
 :func:`run_ablation` writes ``runs.csv`` (one row per run, appended as each run ends),
 ``summary.md`` (mean and standard deviation per setting) and one PNG per metric to the
 output folder. A run whose key is already in ``runs.csv`` is not run again, so an
-interrupted grid resumes where it stopped.
+interrupted grid resumes where it stopped. A run that raises an error does not stop the
+grid: its row holds the error (``error`` column, also listed in ``summary.md``) and the next
+call runs it again.
+
+Every run needs its own label (the default is ``"<model>/<prior>"``): runs sharing one would
+be pooled as seeds of one setting. Unknown keys (top level or in a run) are errors.
 """
 
 from __future__ import annotations
@@ -137,11 +142,55 @@ def _pick(registry: dict, name: str, kind: str):
     return registry[name]
 
 
+CONFIG_KEYS = ("data", "fit", "name", "runs", "seeds")
+RUN_KEYS = ("fit", "grid", "label", "model", "model_params", "prior", "prior_params")
+
+
+def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ValueError(f"unknown key {key!r} in {where}; allowed: {', '.join(allowed)}")
+
+
+def _label(run: dict) -> str:
+    return run.get("label", f"{run.get('model')}/{run.get('prior', 'none')}")
+
+
 def expand(config: dict) -> list[dict]:
-    """All runs of a config: one dict per (data setting, run, grid point, seed)."""
+    """All runs of a config: one dict per (data setting, run, grid point, seed).
+
+    Parameters
+    ----------
+    config
+        The config as a dict (see the module docstring).
+
+    Returns
+    -------
+    list of dict
+        One spec per run, each with a ``key`` that identifies it in ``runs.csv``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown key or name, a missing section, bad seeds, or two runs sharing a label.
+    """
+    _check_keys(config, CONFIG_KEYS, "the config")
     for key in ("data", "runs"):
         if key not in config:
             raise ValueError(f"the config has no [{key}] section")
+    seeds = config.get("seeds", [0])
+    if not (isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)):
+        raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    labels: dict[str, int] = {}
+    for i, run in enumerate(config["runs"], 1):
+        _check_keys(run, RUN_KEYS, f"[[runs]] {i}")
+        label = _label(run)
+        if label in labels:
+            raise ValueError(
+                f"[[runs]] {labels[label]} and {i} share the label {label!r}, so their results"
+                " would be pooled as seeds of one setting; give each run its own label"
+            )
+        labels[label] = i
     data = dict(config["data"])
     data_name = data.pop("name", None)
     if data_name is None:
@@ -149,7 +198,6 @@ def expand(config: dict) -> list[dict]:
     _pick(DATA, data_name, "data set")
     models = _model_classes()
     data_grid = data.pop("grid", {})
-    seeds = config.get("seeds", [0])
     fit = dict(config.get("fit", {}))
     out = []
     for data_point in _grid(data_grid):
@@ -158,7 +206,7 @@ def expand(config: dict) -> list[dict]:
             _pick(PRIORS, run.get("prior", "none"), "prior")
             for point in _grid(run.get("grid", {})):
                 spec = {
-                    "label": run.get("label", f"{run['model']}/{run.get('prior', 'none')}"),
+                    "label": _label(run),
                     "data": data_name,
                     "data_params": {**data, **data_point},
                     "model": run["model"],
@@ -219,7 +267,7 @@ def run_one(spec: dict, progress: bool = False) -> dict:
 def run_ablation(
     config: dict | str | Path, out: str | Path | None = None, progress: bool = True
 ) -> list[dict]:
-    """Run every run of ``config`` not yet in ``out/runs.csv``; write the summary and plots.
+    """Run every run of ``config`` not yet done in ``out/runs.csv``; write the summary and plots.
 
     Parameters
     ----------
@@ -233,7 +281,14 @@ def run_ablation(
     Returns
     -------
     list of dict
-        Every row of ``runs.csv`` (earlier runs included).
+        Every row of ``runs.csv`` for this config (earlier runs included). A run that raised
+        has its ``"ExceptionType: message"`` in ``"error"`` and no metrics; the others have
+        ``""`` there.
+
+    Notes
+    -----
+    An exception in one run is recorded and the grid goes on; rows that hold an error are
+    run again by the next call. ``KeyboardInterrupt`` stops the grid (finished runs are kept).
     """
     if not isinstance(config, dict):
         with open(config, "rb") as f:
@@ -243,13 +298,17 @@ def run_ablation(
     out.mkdir(parents=True, exist_ok=True)
     path = out / "runs.csv"
     earlier = _read(path)
-    done = {r["key"] for r in earlier}
+    kept = [r for r in earlier if not r.get("error")]  # failed runs are tried again
+    done = {r["key"] for r in kept}
     todo = [s for s in specs if s["key"] not in done]
-    fields = ["key", "label", "seed", "data", "model", "prior", "setting", *METRICS]
-    if earlier and list(earlier[0]) != fields:  # written by another version: same columns now
-        _write(path, fields, earlier)
+    fields = ["key", "label", "seed", "data", "model", "prior", "setting", *METRICS, "error"]
+    if earlier and (list(earlier[0]) != fields or len(kept) < len(earlier)):
+        _write(path, fields, kept)  # same columns as now (another version), old errors out
     for spec in tqdm(todo, disable=not progress, desc="ablation"):
-        row = run_one(spec)
+        try:
+            row = run_one(spec)
+        except Exception as e:  # noqa: BLE001 - one bad run must not stop the grid
+            row = {"error": f"{type(e).__name__}: {e}"}
         setting = {**spec["data_params"], **spec["grid"]}
         row.update(
             key=spec["key"],
@@ -304,7 +363,18 @@ def _stats(rows: list[dict]) -> dict[tuple[str, str], dict[str, tuple[float, flo
 
 
 def summarise(rows: list[dict]) -> str:
-    """Markdown table: mean +- sd (n) of every metric per setting and label."""
+    """Markdown table: mean +- sd (n) of every metric per setting and label.
+
+    Parameters
+    ----------
+    rows
+        Rows of ``runs.csv``; those with an ``error`` are listed in a second table.
+
+    Returns
+    -------
+    str
+        The markdown text.
+    """
     stats = _stats(rows)
     present = [m for m in METRICS if any(m in v for v in stats.values())]
     lines = [
@@ -316,6 +386,13 @@ def summarise(rows: list[dict]) -> str:
             f"{st[m][0]:.4g} ± {st[m][1]:.2g} ({st[m][2]})" if m in st else "-" for m in present
         ]
         lines.append(f"| {setting} | {label} | " + " | ".join(cells) + " |")
+    failed = [r for r in rows if r.get("error")]
+    if failed:
+        lines += ["", f"Failed runs ({len(failed)}), without metrics:", ""]
+        lines += ["| setting | run | seed | error |", "|---|---|---|---|"]
+        for r in sorted(failed, key=lambda r: (r["setting"], r["label"], int(r["seed"]))):
+            error = " ".join(r["error"].split()).replace("|", "\\|")  # one table cell
+            lines.append(f"| {r['setting']} | {r['label']} | {r['seed']} | {error} |")
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -20,6 +22,13 @@ import numpy as np
 
 MODELS = {"oivae": "OIVAE", "factvae": "FactVAE", "jmvae": "JMVAEPlus", "sparsevae": "SparseVAE"}
 PRIORS = ("group-lasso", "lasso", "none", "ssl", "horseshoe")
+# the prior each model uses when none is given (a test checks these against the models)
+DEFAULT_PRIOR = {
+    "oivae": "group-lasso",
+    "factvae": "group-lasso",
+    "jmvae": "none",
+    "sparsevae": "ssl",
+}
 
 DESCRIPTION = """\
 Fit an interpretable deep generative factor model to a table of numbers.
@@ -34,7 +43,10 @@ The output folder receives:
   loadings.csv       strength of every factor on every group (rows) and latent (columns)
   top_factors.csv    the strongest groups of every factor
   history.csv        training loss (and held-out ELBO) per epoch
-  summary.json       settings, timings and per-row ELBO on the training/held-out rows
+  summary.json       settings (--standardize included), timings and per-row ELBO on the
+                     training/held-out rows
+  standardize.csv    with --standardize: the mean and sd of every column; new rows x go
+                     into the model as (x - mean) / sd
   figures/*.png      loadings heatmap, top groups per factor, factor-group graph,
                      training curves, reconstructions
 """
@@ -47,6 +59,27 @@ examples:
   pyro-gfa fit --model sparsevae --data genes.csv --prior ssl --latent-dim 5 --out results/
   pyro-gfa fit --data x.csv --set generator_hidden=[16] --set encoder_hidden=[32] --out out/
 """
+
+
+def _number(cast, ok, what: str):
+    """An argparse type: ``cast`` the text and refuse a value that is not ``what``."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+_count = _number(int, lambda v: v >= 0, "an integer >= 0")
+_positive = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
+_non_negative = _number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--standardize",
         action="store_true",
-        help="centre every column and scale it to unit variance before fitting",
+        help="centre every column and scale it to unit variance before fitting; the means and"
+        " sds are written to standardize.csv",
     )
     d.add_argument(
         "--val-fraction",
@@ -85,14 +119,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     m = fit.add_argument_group("model")
     m.add_argument("--model", choices=sorted(MODELS), default="oivae", help="default: oivae")
-    m.add_argument("--latent-dim", "-k", type=int, default=4, help="number of factors K")
+    m.add_argument("--latent-dim", "-k", type=_positive_int, default=4, help="number of factors K")
     m.add_argument(
         "--prior",
         choices=PRIORS,
         default=None,
         help="sparsity prior (default: the model's own, group-lasso for oivae)",
     )
-    m.add_argument("--lam", type=float, default=None, help="rate of the (group) lasso")
+    m.add_argument(
+        "--lam",
+        type=_non_negative,
+        default=None,
+        help="rate of --prior lasso or group-lasso (default 1); without --prior, only for"
+        " models whose default prior is group-lasso (oivae, factvae)",
+    )
     m.add_argument(
         "--set",
         action="append",
@@ -101,28 +141,36 @@ def _parser() -> argparse.ArgumentParser:
         help="any other model argument, the value in JSON, e.g. --set generator_hidden=[16]",
     )
     t = fit.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=100, help="passes over the data (default 100)")
-    t.add_argument("--batch-size", type=int, default=64, help="rows per step (default 64)")
-    t.add_argument("--lr", type=float, default=None, help="Adam step size of the networks")
-    t.add_argument("--sparse-lr", type=float, default=None, help="step size on the sparse matrix")
+    t.add_argument(
+        "--epochs", type=_positive_int, default=100, help="passes over the data (default 100)"
+    )
+    t.add_argument(
+        "--batch-size", type=_positive_int, default=64, help="rows per step (default 64)"
+    )
+    t.add_argument("--lr", type=_positive, default=None, help="Adam step size of the networks")
+    t.add_argument(
+        "--sparse-lr", type=_positive, default=None, help="step size on the sparse matrix"
+    )
     t.add_argument(
         "--patience",
-        type=int,
+        type=_positive_int,
         default=None,
         help="with --val-fraction: stop after this many epochs without a better held-out ELBO",
     )
     t.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=_count,
         default=0,
         help="save the model to the output folder every N epochs (0: only at the end)",
     )
-    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--seed", type=_count, default=0, help="random seed (default 0)")
     t.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     o = fit.add_argument_group("output")
     o.add_argument("--out", required=True, type=Path, help="output folder (created)")
-    o.add_argument("--top-k", type=int, default=3, help="groups listed per factor (default 3)")
+    o.add_argument(
+        "--top-k", type=_positive_int, default=3, help="groups listed per factor (default 3)"
+    )
     o.add_argument("--no-plots", action="store_true", help="do not draw figures")
     o.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ab = sub.add_parser(
@@ -130,12 +178,14 @@ def _parser() -> argparse.ArgumentParser:
         help="run an ablation grid from a TOML config (resumes an interrupted grid)",
         description="Run every (data setting, model, prior, hyperparameter, seed) of a TOML"
         " config; write runs.csv (one row per run), summary.md (mean and sd) and one PNG per"
-        " metric. Runs already in runs.csv are skipped, so rerunning resumes. See"
-        " benchmarks/ablations/ for examples and pyro_gfa/ablation.py for the format.",
+        " metric. Runs already in runs.csv are skipped, so rerunning resumes. A run that"
+        " fails is recorded (error column) and the others go on; the exit status is then 1 and"
+        " a rerun tries the failed runs again. See benchmarks/ablations/ for examples and"
+        " pyro_gfa/ablation.py for the format.",
     )
     ab.add_argument("config", type=Path, help="TOML file")
     ab.add_argument("--out", type=Path, default=None, help="default: results/ablation/<name>")
-    ab.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ab.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     ab.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
@@ -152,9 +202,17 @@ def cmd_ablate(args) -> int:
     if not args.config.exists():
         _fail(f"no such config file: {args.config}")
     try:
-        run_ablation(args.config, out=args.out, progress=not args.quiet)
+        rows = run_ablation(args.config, out=args.out, progress=not args.quiet)
     except (ValueError, tomllib.TOMLDecodeError) as e:
         _fail(f"{args.config}: {e}")
+    failed = sum(bool(r["error"]) for r in rows)
+    if failed:
+        print(
+            f"pyro-gfa: error: {failed} of {len(rows)} runs failed; their errors are in the"
+            " error column of runs.csv and in summary.md (a rerun tries them again)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -175,6 +233,14 @@ def _read_data(args):
         df = pd.read_csv(args.data, index_col=index_col)
     except Exception as e:  # noqa: BLE001 - report any parse error plainly
         _fail(f"cannot read {args.data} as CSV: {e}")
+    for c in df.columns:
+        unnamed = re.fullmatch(r"Unnamed: (\d+)", str(c))  # pandas' name for an empty header
+        if unnamed:
+            n = int(unnamed.group(1))
+            msg = f"column {n + 1} of {args.data} has no name in the header line"
+            if n == 0:
+                msg += "; if it holds row labels (pandas' to_csv writes them), pass --index-col 0"
+            _fail(msg)
     bad = [c for c in df.columns if not np.issubdtype(df[c].dtype, np.number)]
     if bad:
         _fail(
@@ -205,11 +271,15 @@ def _read_groups(args, df):
 def _prior(args):
     from . import priors
 
-    name = args.prior
-    if name is None:
-        if args.lam is None:
-            return None
-        name = "lasso" if args.model == "sparsevae" else "group-lasso"
+    name = args.prior or DEFAULT_PRIOR[args.model]
+    if args.lam is not None and name not in ("lasso", "group-lasso"):
+        whose = f" ({args.model}'s default)" if args.prior is None else ""
+        _fail(
+            "--lam is the rate of --prior lasso or group-lasso; it does not apply to the"
+            f" {name} prior{whose}"
+        )
+    if args.prior is None and args.lam is None:
+        return None  # the model's own default, with its own settings
     lam = 1.0 if args.lam is None else args.lam
     if name == "group-lasso":
         return priors.GroupLasso(lam)
@@ -289,6 +359,7 @@ def _write_outputs(model, df_train, df_val, out: Path, args, fit_s: float) -> No
         "active_factors": int((L > 0).any(0).sum()),
         "train_elbo_per_row": float(np.mean(model.elbo(df_train, num_samples=5))),
         "seed": args.seed,
+        "standardize": args.standardize,
     }
     if df_val is not None:
         summary["val_elbo_per_row"] = float(np.mean(model.elbo(df_val, num_samples=5)))
@@ -325,9 +396,13 @@ def cmd_fit(args) -> int:
     if args.patience is not None and args.val_fraction == 0:
         _fail("--patience needs held-out rows: pass --val-fraction too")
     df = _read_data(args)
+    scale = None
     if args.standardize:
-        sd = df.std(0).replace(0, 1.0)
-        df = ((df - df.mean(0)) / sd).astype(np.float32)
+        import pandas as pd
+
+        # a constant column is centred, not scaled: its sd is recorded as 1
+        scale = pd.DataFrame({"mean": df.mean(0), "sd": df.std(0).replace(0, 1.0)})
+        df = ((df - scale["mean"]) / scale["sd"]).astype(np.float32)
     groups = _read_groups(args, df)
     model = _build(args, df, groups)
     rng = np.random.default_rng(args.seed)
@@ -337,6 +412,8 @@ def cmd_fit(args) -> int:
     df_train = df.iloc[np.sort(perm[n_val:])]
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    if scale is not None:  # before the fit: a checkpoint of a failed fit needs it too
+        scale.to_csv(out / "standardize.csv", index_label="column")
     fit_kw: dict[str, Any] = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -359,7 +436,15 @@ def cmd_fit(args) -> int:
             file=sys.stderr,
         )
     t0 = time.perf_counter()
-    model.fit(df_train, **{k: v for k, v in fit_kw.items() if k not in dropped})
+    try:
+        model.fit(df_train, **{k: v for k, v in fit_kw.items() if k not in dropped})
+    except (ValueError, FloatingPointError) as e:
+        msg = f"fitting {type(model).__name__} failed: {e}"
+        if isinstance(e, FloatingPointError):
+            msg += "; try a smaller --lr or --sparse-lr"
+            if args.checkpoint_every:  # fit saves its last good epoch to the checkpoint
+                msg += f" (the last good epoch is saved in {out / 'model.zip'})"
+        _fail(msg)
     fit_s = time.perf_counter() - t0
     _write_outputs(model, df_train, df_val, out, args, fit_s)
     if not args.quiet:

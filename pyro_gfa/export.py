@@ -16,7 +16,7 @@ parameters, so:
   therefore constant over the draws;
 - ``posterior_predictive``: for each observed site (``x``, dims ``(obs, feature)``), one
   draw of ``x ~ p(x | z_s)`` per posterior draw ``z_s``;
-- ``observed_data``: the data;
+- ``observed_data``: the data (missing entries, NaN in ``X``, stay NaN);
 - ``log_likelihood``: ``log p(x_i | z_s)`` per row and draw (dims ``(obs,)``).
 
 ``az.loo`` on this object estimates the predictive accuracy of the rows *given their own
@@ -81,13 +81,20 @@ def _draws(est: Estimator, X: Any, num_samples: int, chunk_rows: int) -> dict[st
             )
             pv = pred_tr.nodes[name]["value"]
             predictive.setdefault(name, []).append(pv.reshape(S, r, *pv.shape[1:]).cpu().numpy())
-    cat = {
+    obs = {k: np.concatenate(v, axis=0) for k, v in observed.items()}
+    missing = np.isnan(x_np)
+    if missing.any():
+        # the model observes a placeholder where the data are missing (FactVAE: 0, masked
+        # out of the likelihood); the observed data are what the user gave
+        obs = {
+            k: np.where(missing, np.nan, v) if v.shape == x_np.shape else v for k, v in obs.items()
+        }
+    return {
         "latents": {k: np.concatenate(v, axis=1) for k, v in latents.items()},
         "predictive": {k: np.concatenate(v, axis=1) for k, v in predictive.items()},
         "loglik": {k: np.concatenate(v, axis=1) for k, v in loglik.items()},
-        "observed": {k: np.concatenate(v, axis=0) for k, v in observed.items()},
+        "observed": obs,
     }
-    return cat
 
 
 def to_arviz(

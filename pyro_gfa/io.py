@@ -353,10 +353,11 @@ def save(est: Estimator, path: str | Path) -> Path:
     est
         The estimator.
     path
-        A ``.zip`` file, or a directory (created; an existing one is replaced only when
-        it is empty or holds an earlier model file). The file is written under a
-        temporary name next to ``path`` and moved into place, so a crash or Ctrl-C never
-        leaves a half-written model.
+        A ``.zip`` file, or a directory (created; an existing one must be empty or hold
+        an earlier model file, whose ``meta.json`` and ``weights.pt`` are replaced; the
+        directory's other files are kept). Files are written under temporary names next
+        to ``path`` and moved into place, so a crash or Ctrl-C never leaves a half-written
+        model.
 
     Returns
     -------
@@ -388,7 +389,8 @@ def save(est: Estimator, path: str | Path) -> Path:
     if path.exists():
         if not path.is_dir():
             raise FileExistsError(f"{path} exists and is not a directory")
-        if any(path.iterdir()) and not (path / META).exists():
+        # weights.pt alone is what a save interrupted below leaves: still a model folder
+        if any(path.iterdir()) and not ((path / META).exists() or (path / WEIGHTS).exists()):
             raise FileExistsError(
                 f"{path} is a non-empty directory that holds no pyro-gfa model; not overwriting"
             )
@@ -398,12 +400,14 @@ def save(est: Estimator, path: str | Path) -> Path:
         if weights is not None:
             (tmp / WEIGHTS).write_bytes(weights)
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
+            # Only the library's files are replaced: the user's other files stay. meta.json
+            # goes first and comes back last, so an interrupted save leaves no model rather
+            # than one that mixes old and new files.
+            (path / META).unlink(missing_ok=True)
+            (path / WEIGHTS).unlink(missing_ok=True)
+            for name in (WEIGHTS, META):
+                if (tmp / name).exists():
+                    os.replace(tmp / name, path / name)
         else:
             os.replace(tmp, path)
     finally:

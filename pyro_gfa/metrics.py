@@ -306,6 +306,9 @@ def support_f1(
         raise ValueError("matching.est_index must have one entry per true factor")
     if np.any(matching.est_index >= est.shape[1]):
         raise ValueError("matching refers to an estimated column that does not exist")
+    used = matching.est_index[matching.est_index >= 0]
+    if np.unique(used).size != used.size:
+        raise ValueError("matching uses an estimated column for two true factors")
 
     tp = 0
     for k, j in enumerate(matching.est_index):
@@ -669,9 +672,15 @@ def heldout_nll(model: Any, X: Any, num_samples: int = 100, seed: int = 0) -> fl
 # ---------------------------------------------------------------------------------------------
 def _ranking_inputs(
     scores: Any, heldout: Any, k: int, exclude: Any | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate ranking inputs; return the top-``k`` item indices per user (best first),
-    the held-out indicator and the number of held-out items per user."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ranking inputs; return the expected held-out indicator at ranks ``1..k`` per
+    user (``(n_users, k)``, ties averaged) and the number of held-out items per user.
+
+    Tied scores are ranked in every order with equal probability: a run of ``m`` tied items
+    holding ``h`` held-out items puts ``h / m`` of a hit at each of its ranks, so a model
+    gains nothing from the order of the item columns (a constant score is scored as a random
+    ranking, not as the catalogue's order). Excluded items are ranked after every other item,
+    whatever their score (``-inf`` included)."""
     s = _to_numpy(scores)
     h = _to_numpy(heldout)
     if s.ndim != 2:
@@ -688,6 +697,7 @@ def _ranking_inputs(
     if not np.isin(h, (0, 1)).all():
         raise ValueError("heldout must be binary (0/1 or bool)")
     h = h.astype(bool)
+    e = np.zeros_like(h)
     if exclude is not None:
         e = _to_numpy(exclude)
         if e.shape != s.shape:
@@ -701,10 +711,17 @@ def _ranking_inputs(
                 f"item {j} of user {u} is both held out and excluded: the fold-in items and "
                 "the held-out items must be disjoint"
             )
-        s = np.where(e, -np.inf, s)
-    # stable sort of -scores: ties go to the lower item index; excluded items (-inf) last
-    top = np.argsort(-s, axis=1, kind="stable")[:, :k]
-    return top, h, h.sum(axis=1)
+    order = np.lexsort((-s, e))  # excluded last, then by decreasing score
+    ss, se = np.take_along_axis(s, order, 1), np.take_along_axis(e, order, 1)
+    sh = np.take_along_axis(h, order, 1).astype(np.float64)
+    # runs of equal (excluded, score) along each sorted row, numbered globally
+    new_run = np.ones_like(se)
+    new_run[:, 1:] = (ss[:, 1:] != ss[:, :-1]) | (se[:, 1:] != se[:, :-1])
+    run = np.cumsum(new_run.ravel()) - 1
+    size = np.bincount(run)
+    hits = np.bincount(run, weights=sh.ravel())
+    expected = (hits / size)[run].reshape(s.shape)[:, :k]
+    return expected, h.sum(axis=1)
 
 
 def recall_at_k(scores: Any, heldout: Any, k: int, exclude: Any | None = None) -> np.ndarray:
@@ -719,8 +736,8 @@ def recall_at_k(scores: Any, heldout: Any, k: int, exclude: Any | None = None) -
     ----------
     scores : array_like or torch.Tensor
         ``(n_users, n_items)`` predicted scores (higher ranks first; any monotone transform,
-        e.g. logits or probabilities, gives the same value). Ties are broken by the lower item
-        index.
+        e.g. logits or probabilities, gives the same value). Tied items are ranked in every
+        order with equal probability: the value is the expectation over those orders.
     heldout : array_like or torch.Tensor
         ``(n_users, n_items)`` binary: the held-out items of each user.
     k : int
@@ -746,10 +763,10 @@ def recall_at_k(scores: Any, heldout: Any, k: int, exclude: Any | None = None) -
     >>> recall_at_k([[0.9, 0.1, 0.5, 0.3]], [[0, 1, 1, 0]], k=2)
     array([0.5])
     """
-    top, h, n = _ranking_inputs(scores, heldout, k, exclude)
-    hits = np.take_along_axis(h, top, axis=1).sum(axis=1).astype(np.float64)
+    hit, n = _ranking_inputs(scores, heldout, k, exclude)
+    hits = hit.sum(axis=1)
     denom = np.minimum(k, n).astype(np.float64)
-    out = np.full(h.shape[0], np.nan)
+    out = np.full(n.shape[0], np.nan)
     ok = n > 0
     out[ok] = hits[ok] / denom[ok]
     return out
@@ -784,11 +801,11 @@ def ndcg_at_k(scores: Any, heldout: Any, k: int, exclude: Any | None = None) -> 
     >>> float(ndcg_at_k([[0.9, 0.1, 0.5, 0.3]], [[0, 1, 1, 0]], k=2)[0])  # doctest: +ELLIPSIS
     0.386...
     """
-    top, h, n = _ranking_inputs(scores, heldout, k, exclude)
+    hit, n = _ranking_inputs(scores, heldout, k, exclude)
     discount = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (np.take_along_axis(h, top, axis=1) * discount).sum(axis=1)
+    dcg = (hit * discount).sum(axis=1)
     ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(k, n)]
-    out = np.full(h.shape[0], np.nan)
+    out = np.full(n.shape[0], np.nan)
     ok = n > 0
     out[ok] = dcg[ok] / ideal[ok]
     return out

@@ -50,7 +50,10 @@ def _loadings(
     """``(L, unit names, latent names, support)`` of an estimator or a loadings matrix."""
     if hasattr(obj, "loadings") and callable(obj.loadings):
         L = np.abs(np.asarray(obj.loadings(), dtype=float))
-        names = list(obj.unit_names) if unit_names is None else list(unit_names)
+        if unit_names is None:
+            # estimators without named units (gfa.NMF, gfa.LDA) have one row per feature
+            unit_names = getattr(obj, "unit_names", [f"x{j}" for j in range(L.shape[0])])
+        names = list(unit_names)
         try:
             support = np.asarray(obj.support(), dtype=bool)
         except (AttributeError, NotImplementedError):
@@ -358,7 +361,8 @@ def plot_reconstructions(
     image_shape
         ``(height, width)``: show data (top) and reconstructions (bottom) as images;
         otherwise a scatter of reconstructed against observed values, every feature of
-        every shown row, with the ``R^2`` over all rows of ``X``.
+        every shown row, with the ``R^2`` over all rows of ``X`` (missing entries, NaN,
+        left out).
     seed
         Seed of the choice of rows.
 
@@ -379,11 +383,14 @@ def plot_reconstructions(
         return fig
     fig, ax = _axes(ax, figsize=(4.0, 4.0))
     ax.scatter(Xn[idx].ravel(), R[idx].ravel(), s=6, alpha=0.6)
-    lo = float(min(Xn[idx].min(), R[idx].min()))
-    hi = float(max(Xn[idx].max(), R[idx].max()))
+    # NaN marks missing entries (FactVAE's missing groups): left out of the range and R^2
+    shown = np.concatenate([Xn[idx].ravel(), R[idx].ravel()])
+    lo, hi = float(np.nanmin(shown)), float(np.nanmax(shown))
     ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
-    ss_res = float(((Xn - R) ** 2).sum())
-    ss_tot = float(((Xn - Xn.mean(0)) ** 2).sum())
+    seen = ~np.isnan(Xn)
+    col_mean = np.where(seen, Xn, 0.0).sum(0) / np.maximum(seen.sum(0), 1)
+    ss_res = float(((Xn - R) ** 2)[seen].sum())
+    ss_tot = float(((Xn - col_mean) ** 2)[seen].sum())
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else np.nan
     ax.set_xlabel("observed")
     ax.set_ylabel("reconstructed")
@@ -416,7 +423,8 @@ def plot_samples(
         Axis to draw on.
     image_shape
         ``(height, width)``: show samples (and data rows) as images; otherwise each
-        feature's mean and standard deviation in the samples and in the data.
+        feature's mean and standard deviation in the samples and in the data (its
+        observed entries).
     seed
         Seed of the samples and of the choice of data rows.
     max_features
@@ -447,7 +455,9 @@ def plot_samples(
     j = np.arange(D)
     ax.errorbar(j - 0.15, S[:, :D].mean(0), S[:, :D].std(0), fmt="o", ms=3, label="samples")
     if Xn is not None:
-        ax.errorbar(j + 0.15, Xn[:, :D].mean(0), Xn[:, :D].std(0), fmt="s", ms=3, label="data")
+        # over the observed entries (NaN: missing)
+        mean, sd = np.nanmean(Xn[:, :D], 0), np.nanstd(Xn[:, :D], 0)
+        ax.errorbar(j + 0.15, mean, sd, fmt="s", ms=3, label="data")
     ax.set_xticks(j, names, rotation=90, fontsize=7)
     ax.set_ylabel("mean ± sd")
     ax.legend(fontsize=8)

@@ -39,11 +39,11 @@ def test_runs_writes_table_and_resumes_after_interruption(tmp_path, monkeypatch)
         calls.append(spec["key"])
         if len(calls) == fail_at[0]:
             fail_at[0] = None
-            raise RuntimeError("machine went down")  # an interruption mid-grid
+            raise KeyboardInterrupt  # an interruption mid-grid, not a failing run
         return real(spec)
 
     monkeypatch.setattr(ablation, "run_one", flaky)
-    with pytest.raises(RuntimeError, match="went down"):
+    with pytest.raises(KeyboardInterrupt):
         ablation.run_ablation(CONFIG, out=tmp_path, progress=False)
     with open(tmp_path / "runs.csv") as f:
         assert len(list(csv.DictReader(f))) == 2  # the finished runs were kept
@@ -76,6 +76,26 @@ def test_runs_writes_table_and_resumes_after_interruption(tmp_path, monkeypatch)
             "unknown data set 'mnist'; valid names: bars, csv, sparse_synthetic",
         ),
         ({"runs": [{"model": "oivae", "grid": {"lam": [1]}}]}, "must start with"),
+        (
+            {"seed": [0, 1]},
+            "unknown key 'seed' in the config; allowed: data, fit, name, runs, seeds",
+        ),
+        (
+            {"runs": [{"model": "oivae", "modelparams": {"latent_dim": 2}}]},
+            r"unknown key 'modelparams' in \[\[runs\]\] 1; allowed: fit, grid, label, model,"
+            " model_params, prior, prior_params",
+        ),
+        ({"seeds": 0}, "seeds must be a non-empty list of integers, got 0"),
+        (
+            {
+                "runs": [
+                    {"model": "oivae", "prior": "group_lasso", "model_params": {"latent_dim": d}}
+                    for d in (2, 6)
+                ]
+            },
+            r"\[\[runs\]\] 1 and 2 share the label 'oivae/group_lasso'",
+        ),
+        ({"runs": [{"label": "a", "model": "oivae"}] * 2}, "share the label 'a'"),
     ],
 )
 def test_bad_config_names(change, match):
@@ -109,3 +129,47 @@ def test_cli_ablate_and_bad_name(tmp_path, capsys):
         main(["ablate", str(bad), "-q"])
     assert e.value.code == 2
     assert "valid names: factvae, lda, nmf, oivae" in capsys.readouterr().err
+
+
+def _fake_run(spec, progress=False):
+    if spec["label"] == "HS":
+        raise FloatingPointError("the objective became nan at epoch 0, step 1")
+    return {"test_mse": 1.0 + spec["seed"], "fit_s": 0.1}
+
+
+def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablation, "run_one", _fake_run)
+    rows = ablation.run_ablation(CONFIG, out=tmp_path, progress=False)
+    assert len(rows) == 8
+    failed = [r for r in rows if r["error"]]
+    assert {r["label"] for r in failed} == {"HS"} and len(failed) == 4
+    assert failed[0]["error"] == "FloatingPointError: the objective became nan at epoch 0, step 1"
+    assert all(r["test_mse"] == "" for r in failed)
+    assert all(float(r["test_mse"]) >= 1 for r in rows if r["label"] == "GL")
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| GL |" in summary and "1.5 ± 0.71 (2)" in summary
+    assert summary.count("FloatingPointError: the objective became nan") == 4
+    # a rerun retries only the failed runs, and replaces their rows
+    calls = []
+    monkeypatch.setattr(
+        ablation, "run_one", lambda spec, progress=False: calls.append(spec) or {"test_mse": 3.0}
+    )
+    rows = ablation.run_ablation(CONFIG, out=tmp_path, progress=False)
+    assert sorted(s["key"] for s in calls) == sorted(r["key"] for r in failed)
+    assert len(rows) == 8 and not any(r["error"] for r in rows)
+    assert "FloatingPointError" not in (tmp_path / "summary.md").read_text()
+
+
+def test_cli_ablate_exits_non_zero_after_writing_everything(tmp_path, monkeypatch, capsys):
+    from pyro_gfa.cli import main
+
+    monkeypatch.setattr(ablation, "run_one", _fake_run)
+    path = tmp_path / "c.toml"
+    path.write_text(
+        'name = "x"\nseeds = [0, 1]\n[data]\nname = "bars"\n'
+        '[[runs]]\nlabel = "GL"\nmodel = "oivae"\n[[runs]]\nlabel = "HS"\nmodel = "oivae"\n'
+    )
+    assert main(["ablate", str(path), "--out", str(tmp_path / "o"), "-q"]) == 1
+    assert "2 of 4 runs failed" in capsys.readouterr().err
+    assert "FloatingPointError" in (tmp_path / "o" / "summary.md").read_text()
+    assert (tmp_path / "o" / "test_mse.png").exists()

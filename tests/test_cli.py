@@ -33,7 +33,7 @@ def test_fit_writes_model_tables_and_figures(csv):
             "fit", "--data", str(csv / "data.csv"), "--groups", str(csv / "groups.json"),
             "--index-col", "id", "--latent-dim", "3", "--epochs", "4", "--batch-size", "32",
             "--val-fraction", "0.25", "--patience", "10", "--checkpoint-every", "2",
-            "--standardize", "--out", str(out), "--quiet",
+            "--standardize", "--lam", "2", "--out", str(out), "--quiet",
         ]
     )  # fmt: skip
     assert rc == 0
@@ -46,7 +46,15 @@ def test_fit_writes_model_tables_and_figures(csv):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_rows_train"] == 90 and summary["n_rows_val"] == 30
     assert summary["epochs_run"] == 4
+    assert summary["standardize"] is True
+    # the column means and SDs that turn new rows into what the model was fitted on
+    raw = pd.read_csv(csv / "data.csv", index_col="id")
+    scale = pd.read_csv(out / "standardize.csv", index_col=0)
+    assert list(scale.index) == list("abcdef") and list(scale.columns) == ["mean", "sd"]
+    np.testing.assert_allclose(scale["mean"], raw.mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scale["sd"], raw.std(), rtol=1e-5)
     m = gfa.load(out / "model.zip")
+    assert type(m.prior).__name__ == "GroupLasso" and m.prior.lam == 2.0  # --lam, default prior
     assert m.feature_names == tuple("abcdef")
     assert len(m.history_) == 4 and "val_elbo" in m.history_[0]
     np.testing.assert_allclose(m.loadings(), L.to_numpy(), rtol=1e-5)
@@ -66,6 +74,8 @@ def test_every_column_its_own_group_and_set_option(csv):
     assert m.group_names == tuple("abcdef") and m.generator_hidden == (4,)
     assert type(m.prior).__name__ == "NoPrior"
     assert not (out / "figures").exists()
+    assert json.loads((out / "summary.json").read_text())["standardize"] is False
+    assert not (out / "standardize.csv").exists()
 
 
 @pytest.mark.parametrize(
@@ -74,6 +84,18 @@ def test_every_column_its_own_group_and_set_option(csv):
         (["--groups", "missing.json"], "no groups file"),
         (["--set", "nonsense=1"], "has no argument"),
         (["--patience", "3"], "needs held-out rows"),
+        (["--prior", "ssl", "--lam", "3"], "--lam is the rate of --prior lasso or group-lasso"),
+        (["--prior", "none", "--lam", "3"], "it does not apply to the none prior"),
+        (["--prior", "horseshoe", "--lam", "3"], "it does not apply to the horseshoe prior"),
+        (["--model", "sparsevae", "--lam", "3"], "the ssl prior (sparsevae's default)"),
+        (["--model", "jmvae", "--lam", "3"], "the none prior (jmvae's default)"),
+        (["--top-k", "0"], "argument --top-k: must be a positive integer, got 0"),
+        (["--batch-size", "0"], "argument --batch-size: must be a positive integer, got 0"),
+        (["--patience", "0"], "argument --patience: must be a positive integer, got 0"),
+        (["--epochs", "-1"], "argument --epochs: must be a positive integer, got -1"),
+        (["--epochs", "2.5"], "argument --epochs: must be a positive integer, got 2.5"),
+        (["--checkpoint-every", "-1"], "must be an integer >= 0, got -1"),
+        (["--lr", "0"], "argument --lr: must be a positive number, got 0"),
     ],
 )
 def test_clear_errors(csv, capsys, extra, message):
@@ -82,6 +104,47 @@ def test_clear_errors(csv, capsys, extra, message):
         main(args + [x if x != "missing.json" else str(csv / x) for x in extra])
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+    assert not (csv / "e").exists()  # refused before fitting
+
+
+def test_default_priors_are_the_models_own():
+    from pyro_gfa import priors
+    from pyro_gfa.cli import DEFAULT_PRIOR, MODELS
+
+    classes = {
+        "group-lasso": priors.GroupLasso,
+        "ssl": priors.SpikeSlabLasso,
+        "none": priors.NoPrior,
+    }
+    for name, cls_name in MODELS.items():
+        cls = getattr(gfa, cls_name)
+        kw = {"n_features": 4} if cls is gfa.SparseVAE else {"groups": [2, 2]}
+        assert type(cls(latent_dim=2, **kw).prior) is classes[DEFAULT_PRIOR[name]], name
+
+
+def test_pandas_row_numbers_are_refused(csv, capsys):
+    df = pd.read_csv(csv / "data.csv").drop(columns="id")
+    df.to_csv(csv / "numbered.csv")  # pandas' default: an unnamed first column of row numbers
+    args = ["fit", "--data", str(csv / "numbered.csv"), "--out", str(csv / "n"), "-q"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "column 1 of" in err and "has no name" in err and "--index-col 0" in err
+    assert main(args + ["--index-col", "0", "--epochs", "1", "--no-plots"]) == 0
+    assert gfa.load(csv / "n" / "model.zip").feature_names == tuple("abcdef")
+
+
+def test_an_error_in_fit_is_reported_plainly(csv, capsys, monkeypatch):
+    def fit(self, X, **kw):
+        raise ValueError("validation_data has 5 columns, expected 6")
+
+    monkeypatch.setattr(gfa.OIVAE, "fit", fit)
+    args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "--out", str(csv / "e")]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    assert "fitting OIVAE failed: validation_data has 5 columns" in capsys.readouterr().err
 
 
 def test_non_numeric_columns_are_reported(csv, capsys):

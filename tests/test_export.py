@@ -86,6 +86,18 @@ def test_array_input_gets_default_names():
     assert idata.posterior["W"].coords["group"].values[0] == "group0"
 
 
+def test_missing_groups_stay_missing_in_observed_data():
+    X, _ = gfa.data.make_bars(64, seed=0)
+    groups = gfa.data.bar_groups()
+    X[:5, groups[0]] = np.nan  # FactVAE: group row0 missing in the first rows
+    m = gfa.FactVAE(groups=groups, latent_dim=2).fit(X, epochs=1, progress=False)
+    idata = m.to_arviz(X[:10], num_samples=2)
+    obs = idata.observed_data["x"].values
+    np.testing.assert_array_equal(np.isnan(obs), np.isnan(X[:10]))
+    np.testing.assert_array_equal(obs, X[:10])  # NaN compare equal here
+    assert np.isfinite(idata.log_likelihood["x"].values).all()
+
+
 def test_unfitted_raises():
     m = gfa.OIVAE(groups=[2, 2], latent_dim=2)
     with pytest.raises(RuntimeError, match="not fitted"):

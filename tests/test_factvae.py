@@ -249,6 +249,17 @@ def test_mask_groups_and_observed_specs():
     assert not np.isnan(by_name[:, grp["top_left"]]).any()
     with pytest.raises(ValueError, match="unknown group"):
         mask_groups(X, grp, ["middle"])
+    # a bool mask and a 0/1 matrix are masks; a 0/1 vector of length G is refused, not guessed
+    mask = np.array([True, False, True, False])
+    assert np.array_equal(np.isnan(mask_groups(X, grp, mask)), np.isnan(by_index))
+    as_int = mask_groups(X, grp, np.tile(mask, (30, 1)).astype(int))
+    assert np.array_equal(as_int, by_index, equal_nan=True)
+    with pytest.raises(ValueError, match="ambiguous"):
+        mask_groups(X, grp, np.array([1, 0, 1, 0]))
+    with pytest.raises(ValueError, match="listed twice"):
+        mask_groups(X, grp, [0, "top_left"])
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        mask_groups(X, grp, np.full((30, 4), 2))
 
 
 @pytest.fixture(scope="module")

@@ -30,3 +30,20 @@ def test_sizes_index_lists_and_mapping():
 def test_bad_specs(spec, n, match):
     with pytest.raises(ValueError, match=match):
         Groups.from_spec(spec, n)
+
+
+def test_a_hand_built_groups_is_checked_like_a_parsed_one():
+    with pytest.raises(ValueError, match="more than one group"):
+        Groups(index=(np.array([0, 0]), np.array([1])), names=("a", "b"), n_features=2)
+    with pytest.raises(ValueError, match="in no group"):
+        Groups(index=(np.array([0]), np.array([1])), names=("a", "b"), n_features=3)
+    with pytest.raises(ValueError, match="outside"):
+        Groups(index=(np.array([0]), np.array([5])), names=("a", "b"), n_features=2)
+    with pytest.raises(ValueError, match="names"):
+        Groups(index=(np.array([0]), np.array([1])), names=("a",), n_features=2)
+    with pytest.raises(ValueError, match="not a column"):
+        Groups.from_spec([[True, 2], [0]])
+    with pytest.raises(ValueError, match="empty"):
+        Groups.from_spec({})
+    g = Groups(index=([1], [0]), names=("a", "b"), n_features=2)  # lists become arrays
+    np.testing.assert_array_equal(g.feature_group, [1, 0])

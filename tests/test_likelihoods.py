@@ -36,9 +36,10 @@ def test_gaussian_log_prob_and_noise_prior():
     ref = torch.distributions.Normal(lik.loc + lik.scale * out, lik.log_sigma.exp())
     torch.testing.assert_close(lik.dist(out).log_prob(x), ref.log_prob(x).sum(-1))
     var = np.exp(2 * lik.log_sigma.detach().numpy().astype(np.float64))
-    expected = invgamma(1.5, scale=1.5 * lik.xi).logpdf(var).sum()
+    expected = invgamma(1.5, scale=1.5 * float(lik.xi_)).logpdf(var).sum()
     assert lik.log_prior().item() == pytest.approx(expected, rel=1e-5)
-    assert lik.xi == pytest.approx(calibrate_xi(X, 3.0))
+    assert float(lik.xi_) == pytest.approx(calibrate_xi(X, 3.0))
+    assert lik.xi is None  # the setting stays as given; xi_ is the value in use
 
 
 def test_bernoulli_log_prob_and_bad_values():
@@ -70,6 +71,26 @@ def test_multinomial_sample_and_mean():
     s = d.sample()
     assert s.shape == (3, 4) and torch.all(s.sum(-1) == 20)
     torch.testing.assert_close(d.mean, 20 * torch.softmax(out, -1))
+    # one total per row, and the empirical mean of many draws matches n_i softmax(out_i)
+    totals = torch.tensor([2.0, 10.0, 50.0])
+    d = MultinomialCounts(out, total_count=totals)
+    draws = d.sample((4000,))
+    assert torch.equal(draws.sum(-1), totals.expand(4000, 3))
+    torch.testing.assert_close(draws.mean(0), d.mean, atol=0.15, rtol=0.03)
+
+
+def test_count_vae_samples_rows_of_the_training_size_or_the_given_totals(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.poisson(3.0, size=(60, 5)).astype(np.float32)  # rows total about 15
+    m = gfa.VAE(5, 2, hidden=(8,), likelihood="multinomial").fit(X, epochs=1, progress=False)
+    assert np.all(m.sample(4, seed=0).sum(1) == round(X.sum(1).mean()))
+    np.testing.assert_array_equal(m.sample(3, seed=0, total_count=[1, 7, 30]).sum(1), [1, 7, 30])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        m.sample(3, total_count=2.5)
+    with pytest.raises(ValueError, match="one per row"):
+        m.sample(3, total_count=[1, 2])
+    loaded = gfa.load(m.save(tmp_path / "m.zip"))  # the default total is saved
+    np.testing.assert_array_equal(loaded.sample(2, seed=0), m.sample(2, seed=0))
 
 
 @pytest.mark.parametrize(
@@ -132,3 +153,27 @@ def test_make_likelihood_names():
     assert isinstance(make_likelihood("negative_binomial", 3), NegativeBinomialLikelihood)
     with pytest.raises(ValueError, match="likelihood must be"):
         make_likelihood("poisson", 3)
+
+
+def test_bad_likelihood_settings_fail_at_construction():
+    with pytest.raises(ValueError, match="built for 5 features but the model has 7"):
+        gfa.SparseVAE(7, 2, likelihood=GaussianLikelihood(5))
+    with pytest.raises(ValueError, match="built for 5 features"):
+        gfa.VAE(7, 2, likelihood=NegativeBinomialLikelihood(5))
+    for bad in (-0.3, 0.0, float("nan"), "data-sd"):
+        with pytest.raises(ValueError, match="sigma_init"):
+            GaussianLikelihood(3, sigma_init=bad)
+    with pytest.raises(ValueError, match="nu"):
+        GaussianLikelihood(3, nu=float("nan"))
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="sigma_init"):
+            gfa.FactVAE([2, 2], 2, sigma_init=bad)
+
+
+def test_a_saved_gaussian_model_keeps_its_noise_prior(tmp_path):
+    X = np.random.default_rng(0).normal(size=(80, 6)).astype(np.float32)
+    m = gfa.VAE(6, 2, hidden=(8,)).fit(X, epochs=2, progress=False, seed=0)
+    loaded = gfa.load(m.save(tmp_path / "m.zip"))
+    lik, lik2 = m.module.likelihood, loaded.module.likelihood
+    assert float(lik2.xi_) == float(lik.xi_) > 0
+    assert lik2.log_prior().item() == pytest.approx(lik.log_prior().item())

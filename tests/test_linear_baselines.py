@@ -44,3 +44,13 @@ def test_errors():
         NMF(2).transform(np.ones((2, 3)))
     with pytest.raises(ValueError, match="latent_dim"):
         NMF(0)
+
+
+@pytest.mark.parametrize("cls", [NMF, LDA])
+def test_refit_on_data_with_other_columns(cls):
+    rng = np.random.default_rng(0)
+    m = cls(2).fit(rng.poisson(2.0, (30, 6)).astype(float))
+    m.fit(rng.poisson(2.0, (30, 5)).astype(float))
+    assert m.n_features == 5 and m.loadings().shape[0] == 5
+    with pytest.raises(ValueError, match="5 columns|expects 5"):
+        m.transform(np.ones((2, 6)))

@@ -259,3 +259,18 @@ def test_dci_input_checks(factors):
         dci(factors, factors, regressor="forest")
     with pytest.warns(UserWarning, match="noisy"):
         dci(factors[:100], factors[:100], regressor="lasso")
+
+
+def test_support_f1_rejects_a_matching_that_uses_a_column_twice():
+    est = np.array([[1], [1], [1]], dtype=bool)
+    true = np.array([[1, 0], [1, 1], [0, 1]], dtype=bool)
+    m = match_columns(est, true, method="overlap")
+    bad = type(m)(
+        est_index=np.array([0, 0]),
+        sign=np.ones(2),
+        unmatched=np.array([], dtype=int),
+        similarity=m.similarity,
+        method="overlap",
+    )
+    with pytest.raises(ValueError, match="two true factors"):
+        support_f1(est, true, matching=bad)

@@ -82,3 +82,10 @@ def test_select_and_unknown_clip():
     assert set(np.unique(s.clip)) == {0, 1}
     with pytest.raises(ValueError, match="unknown clip"):
         mocap.load_mocap(["moonwalk"])
+    with pytest.raises(ValueError, match="unknown clip"):
+        d.select(["moonwalk"])
+    for bad in ([-1], [len(d.clip_names)], [True]):
+        with pytest.raises(ValueError, match="neither a clip name nor an index"):
+            d.select(bad)
+    with pytest.raises(ValueError, match="selected twice"):
+        d.select(["run", d.clip_names.index("run")])

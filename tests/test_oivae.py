@@ -188,7 +188,7 @@ def test_interrupted_fit_keeps_the_model():
     assert m.transform(X).shape == (128, 3)
 
 
-def test_non_finite_objective_fails_clearly_and_keeps_history():
+def test_non_finite_objective_fails_clearly_and_keeps_earlier_work(tmp_path):
     X, _ = gfa.data.make_bars(128, size=4, seed=0)
     m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
 
@@ -197,9 +197,35 @@ def test_non_finite_objective_fails_clearly_and_keeps_history():
             with torch.no_grad():
                 m.module.log_sigma.fill_(float("nan"))
 
-    with pytest.raises(FloatingPointError, match="epoch 2"):
-        m.fit(X, epochs=10, progress=False, callback=corrupt)
-    assert len(m.history_) == 2 and m.module is not None
+    with pytest.raises(FloatingPointError, match="epoch 2") as info:
+        m.fit(X, epochs=10, progress=False, callback=corrupt, checkpoint=tmp_path / "ck.zip")
+    assert "end of epoch 1" in "".join(info.value.__notes__)
+    # the earlier work is kept: the parameters of the end of epoch 1, in memory and on disk
+    assert len(m.history_) == 2
+    assert all(torch.isfinite(t).all() for t in m.module.state_dict().values())
+    saved = gfa.load(tmp_path / "ck.zip")
+    np.testing.assert_array_equal(saved.loadings(), m.loadings())
+    np.testing.assert_allclose(saved.elbo(X), m.elbo(X))
+
+
+def test_a_diverging_restart_keeps_the_best_finished_one():
+    X, _ = gfa.data.make_bars(128, size=4, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
+    starts = []
+
+    def corrupt_second_restart(epoch, record):
+        starts.append(epoch == 0)
+        if sum(starts) == 2 and epoch == 1:
+            with torch.no_grad():
+                m.module.W.mul_(float("inf"))
+
+    with pytest.raises(FloatingPointError):
+        m.fit(X, epochs=3, n_restarts=3, seed=0, progress=False, callback=corrupt_second_restart)
+    # the third restart never ran; the model is the better of the first and the rolled-back
+    # second, and both were scored
+    assert sum(starts) == 2 and len(m.restart_elbos_) == 2
+    assert m.elbo(X).mean() == pytest.approx(max(m.restart_elbos_), rel=0.05)
+    assert all(torch.isfinite(t).all() for t in m.module.state_dict().values())
 
 
 @pytest.mark.parametrize(
@@ -287,3 +313,33 @@ def test_tanh_generators_are_the_papers_mocap_form():
     ref = (torch.tanh(u)[:, group, :] * gen.out_weight).sum(-1) + gen.out_bias
     torch.testing.assert_close(module.decode(z), ref)
     torch.testing.assert_close(module.sigma(), torch.full((5,), 0.05 + 1e-3))
+
+
+def test_bad_validation_data_or_checkpoint_path_fail_before_training(tmp_path):
+    X, _ = gfa.data.make_bars(64, size=4, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
+    epochs_run = []
+
+    def count(epoch, record):
+        epochs_run.append(epoch)
+
+    with pytest.raises(ValueError, match="validation_data: .*columns"):
+        m.fit(X, epochs=5, progress=False, validation_data=X[:, :5], eval_every=3, callback=count)
+    (tmp_path / "notes.txt").write_text("not a folder")
+    with pytest.raises(OSError):
+        m.fit(
+            X,
+            epochs=5,
+            progress=False,
+            checkpoint=tmp_path / "notes.txt" / "ck.zip",
+            checkpoint_every=3,
+            callback=count,
+        )
+    assert epochs_run == []
+
+
+@pytest.mark.parametrize("make", [gfa.data.make_bars, gfa.data.make_quadrant_bars])
+def test_bar_generators_reject_non_finite_settings(make):
+    for kw in (dict(noise_sd=float("nan")), dict(noise_sd=-1.0), dict(value=float("inf"))):
+        with pytest.raises(ValueError, match="finite"):
+            make(10, **kw)

@@ -80,6 +80,49 @@ def test_top_units_table_names_and_order():
     np.testing.assert_allclose(t["share"].iloc[0], 2.0 / 2.1)
 
 
+@pytest.fixture(scope="module")
+def factvae_missing():
+    X, _ = gfa.data.make_bars(64, seed=0)
+    groups = gfa.data.bar_groups()
+    X[:16, groups[0]] = np.nan  # group 0 missing in a quarter of the rows
+    m = gfa.FactVAE(groups=groups, latent_dim=2).fit(X, epochs=2, progress=False)
+    return m, X
+
+
+def test_reconstructions_with_missing_groups(factvae_missing):
+    m, X = factvae_missing
+    fig = plots.plot_reconstructions(m, X, n=20)
+    ax = fig.axes[0]
+    R = m.reconstruct(X)
+    r2 = 1.0 - np.nansum((X - R) ** 2) / np.nansum((X - np.nanmean(X, 0)) ** 2)
+    assert ax.get_title().endswith(f"$R^2$ = {r2:.3f}")
+    (identity,) = ax.lines
+    assert np.isfinite(identity.get_xdata()).all()
+    plt.close(fig)
+
+
+def test_samples_with_missing_groups(factvae_missing):
+    m, X = factvae_missing
+    fig = plots.plot_samples(m, X, max_features=10)
+    data = fig.axes[0].containers[1].lines[0].get_ydata()  # the data's means
+    np.testing.assert_allclose(data, np.nanmean(X[:, :10], 0), rtol=1e-6)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("cls", ["NMF", "LDA"])
+def test_loadings_plots_of_linear_baselines(cls, tmp_path):
+    X = np.random.default_rng(0).poisson(2.0, size=(40, 6)).astype(float)
+    m = getattr(gfa, cls)(2).fit(X)
+    table = plots.top_units(m, k=2)
+    assert set(table["unit"]) <= {f"x{j}" for j in range(6)} and len(table)
+    for fig in (plots.plot_loadings(m), plots.plot_factor_graph(m), plots.plot_top_units(m)):
+        fig.savefig(tmp_path / "a.png")
+        plt.close(fig)
+    fig = plots.plot_loadings(m, order=False)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [f"x{j}" for j in range(6)]
+    plt.close(fig)
+
+
 def test_bad_inputs():
     with pytest.raises(ValueError, match="unit names"):
         plots.plot_loadings(np.ones((3, 2)), unit_names=["a"])

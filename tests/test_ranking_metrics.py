@@ -1,5 +1,6 @@
 """Recall@k and NDCG@k of Liang et al. (2018) against hand-computed values."""
 
+import itertools
 import math
 
 import numpy as np
@@ -77,11 +78,39 @@ def test_exclude_removes_fold_in_items_from_ranking():
     assert ndcg_at_k(scores, held, 3, exclude=fold)[0] == pytest.approx(1.0)
 
 
-def test_ties_broken_by_lower_index():
+def test_constant_scores_give_the_random_ranking_expectation():
+    # every order of 4 tied items equally likely: a single held-out item is in the top 1
+    # with probability 1/4, and at each rank with probability 1/4
     scores = np.zeros((1, 4))
-    assert recall_at_k(scores, [[1, 0, 0, 0]], 1)[0] == 1.0
-    assert recall_at_k(scores, [[0, 0, 0, 1]], 1)[0] == 0.0
-    assert ndcg_at_k(scores, [[0, 1, 0, 0]], 2)[0] == pytest.approx(L2)
+    for j in range(4):
+        held = np.eye(4)[[j]]
+        assert recall_at_k(scores, held, 1)[0] == pytest.approx(0.25)
+        assert ndcg_at_k(scores, held, 2)[0] == pytest.approx((1 + L2) / 4)
+
+
+def test_ties_match_the_average_over_all_orders():
+    rng = np.random.default_rng(1)
+    n = 5
+    for _ in range(8):
+        s = rng.integers(0, 3, size=(1, n)).astype(float)  # many ties
+        h = (rng.random((1, n)) < 0.4).astype(int)
+        h[0, rng.integers(n)] = 1
+        ex = (rng.random((1, n)) < 0.3) & (h == 0)
+        for k in (1, 3):
+            # every order of the tied items: break the ties by each permutation of the items
+            broken = [s + 1e-3 * np.array(p)[None, :] for p in itertools.permutations(range(n))]
+            rec = [recall_at_k(b, h, k, exclude=ex)[0] for b in broken]
+            nd = [ndcg_at_k(b, h, k, exclude=ex)[0] for b in broken]
+            assert recall_at_k(s, h, k, exclude=ex)[0] == pytest.approx(np.mean(rec))
+            assert ndcg_at_k(s, h, k, exclude=ex)[0] == pytest.approx(np.mean(nd))
+
+
+def test_excluded_items_rank_after_minus_infinity_scores():
+    # item 3 scores -inf (a probability of 0 on the log scale) but is still ranked before
+    # the excluded item 0
+    s = [[-np.inf, 5.0, 4.0, -np.inf]]
+    held = [[0, 0, 0, 1]]
+    assert recall_at_k(s, held, 3, exclude=[[1, 0, 0, 0]])[0] == 1.0
 
 
 def test_user_without_heldout_items_is_nan():

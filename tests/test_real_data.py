@@ -86,6 +86,11 @@ def test_count_matrix_vocabulary_rule():
     assert vocab == ("b", "a")
     np.testing.assert_array_equal(X, [[2, 1], [0, 1], [1, 0]])
     assert real.tokenize("The U.S. president's 2017 plan") == ["the", "president", "plan"]
+    for bad in (0, -2, 2.5):
+        with pytest.raises(ValueError, match="n_words"):
+            real.count_matrix(docs, n_words=bad)
+    with pytest.raises(ValueError, match="fractions"):
+        real.count_matrix(docs, min_df=2)  # a count, not a fraction
 
 
 # -- the data sets ------------------------------------------------------------------------

@@ -79,6 +79,15 @@ def test_without_prior_it_is_maximum_likelihood_factor_analysis():
     np.testing.assert_allclose(cov, fa.get_covariance(), rtol=1e-3, atol=1e-3)
 
 
+def test_a_large_offset_does_not_change_the_fit():
+    # the EM runs on the user's float64 values: a float32 copy of 1e5 + x would lose x
+    X, _ = sparse_data(300)
+    a = SparseFA(3, prior=NoPrior()).fit(X, max_iter=50, progress=False)
+    b = SparseFA(3, prior=NoPrior()).fit(X + 1e5, max_iter=50, progress=False)
+    np.testing.assert_allclose(b.loadings(), a.loadings(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(b.log_likelihood(X + 1e5), a.log_likelihood(X), rtol=1e-6)
+
+
 def test_spike_and_slab_lasso_recovers_the_sparse_loadings():
     X, W = sparse_data()
     m = SparseFA(3).fit(X, progress=False)
@@ -134,7 +143,7 @@ def test_fits_are_deterministic_and_do_not_share_prior_state():
     b = SparseFA(3, prior=prior).fit(X[:, :20], progress=False)
     c = SparseFA(3, prior=prior).fit(X, progress=False)
     assert prior.eta.numel() == 0  # the user's prior object is left as given
-    assert a.prior_.b == 24 and b.prior_.b == 20
+    assert a.prior_.b_ == 24 and b.prior_.b_ == 20
     np.testing.assert_array_equal(a.loadings(), c.loadings())
 
 

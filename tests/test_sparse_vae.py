@@ -283,3 +283,16 @@ def test_a_collapsed_beta_vae_is_told_to_lower_beta():
     with pytest.warns(UserWarning, match="no active factor.*a smaller beta"):
         m.fit(X, epochs=30, progress=False)
     assert np.all(m.code_kl_ < m.kl_tol)
+
+
+def test_modules_built_from_one_prior_object_do_not_share_its_state():
+    from pyro_gfa.models.likelihoods import GaussianLikelihood
+    from pyro_gfa.models.sparse_vae import SparseVAEModule
+
+    prior = SpikeSlabLasso()
+    a = SparseVAEModule(10, 3, prior, GaussianLikelihood(10), hidden=(4,))
+    b = SparseVAEModule(6, 3, prior, GaussianLikelihood(6), hidden=(4,))
+    assert prior.b is None and prior.p_star.numel() == 0  # the caller's object is untouched
+    assert a.prior.b_ == 10 and b.prior.b_ == 6
+    assert a.prior.p_star.shape == (10, 3) and b.prior.p_star.shape == (6, 3)
+    assert torch.isfinite(a.loss(torch.randn(5, 10)))

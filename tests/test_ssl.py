@@ -16,7 +16,7 @@ def _prior(G=3, K=2, **kw):
 
 def test_defaults_a1_bG():
     p = _prior(G=7, K=3, lambda0=10.0, lambda1=1.0)
-    assert p.a == 1.0 and p.b == 7.0
+    assert p.a == 1.0 and p.b is None and p.b_ == 7.0  # b = None resolves to G at setup
     assert torch.allclose(p.p_star, torch.full((7, 3), 0.5))
     assert torch.allclose(p.eta, torch.full((3,), 0.5))
 
@@ -164,3 +164,13 @@ def test_group_form_on_cells_of_several_rows():
     prior.prox(V, 0.01)
     expected = W[0, :, 0] * (1 - 0.01 * lam_star / 0.5)
     torch.testing.assert_close(V[0, :, 0], expected)
+
+
+def test_every_setting_survives_save_and_load(tmp_path):
+    import pyro_gfa as gfa
+
+    prior = SpikeSlabLasso(20.0, 2.0, a=2.0, b=5.0, eta_init=0.3, em_warmup_steps=7)
+    m = gfa.OIVAE(groups=[2, 2], latent_dim=2, prior=prior)
+    loaded = gfa.load(m.save(tmp_path / "m.zip"))
+    assert loaded.prior._config() == prior._config()
+    assert loaded.prior.eta_init == 0.3 and loaded.prior.em_warmup_steps == 7

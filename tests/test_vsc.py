@@ -112,6 +112,16 @@ def test_fit_is_reproducible_and_saves(tmp_path):
     np.testing.assert_allclose(c.transform(X), a.transform(X), rtol=1e-6)
 
 
+def test_fit_shorter_than_warmup_round_trips(tmp_path):
+    """The prior's slab probability where the warm-up left it is saved state."""
+    X = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
+    a = gfa.VSC(5, 2, hidden=(4,), warmup=10).fit(X, epochs=3, progress=False, seed=0)
+    assert float(a.module.slab_prob) > 0.1  # still warming up, far from the target 0.01
+    c = gfa.load(a.save(tmp_path / "vsc.zip"))
+    assert float(c.module.slab_prob) == float(a.module.slab_prob)
+    np.testing.assert_array_equal(c.elbo(X, seed=0), a.elbo(X, seed=0))
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

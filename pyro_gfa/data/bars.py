@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -20,8 +22,8 @@ def make_bars(
     """
     if n <= 0 or size <= 0:
         raise ValueError(f"n and size must be positive, got n={n}, size={size}")
-    if noise_sd < 0:
-        raise ValueError(f"noise_sd must be >= 0, got {noise_sd}")
+    if not (math.isfinite(noise_sd) and noise_sd >= 0) or not math.isfinite(value):
+        raise ValueError(f"need a finite noise_sd >= 0 and a finite value, got {noise_sd}, {value}")
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, size, size=n)
     img = np.zeros((n, size, size))

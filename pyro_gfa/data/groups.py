@@ -19,6 +19,38 @@ class Groups:
     names: tuple[str, ...]
     n_features: int
 
+    def __post_init__(self) -> None:
+        # checked here, not only in from_spec, so a hand-built Groups cannot be a bad partition
+        index = tuple(np.asarray(ix, dtype=np.int64) for ix in self.index)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
+        n_features = int(self.n_features)
+        if len(self.index) == 0:
+            raise ValueError("groups must not be empty")
+        if len(self.names) != len(self.index):
+            raise ValueError(f"{len(self.names)} group names for {len(self.index)} groups")
+        for name, ix in zip(self.names, self.index):
+            if ix.size == 0:
+                raise ValueError(f"group {name!r} is empty")
+        allcols = np.concatenate(self.index)
+        if allcols.min() < 0 or allcols.max() >= n_features:
+            bad = allcols[(allcols < 0) | (allcols >= n_features)]
+            raise ValueError(
+                f"groups name columns {sorted(set(bad.tolist()))[:10]} outside 0..{n_features - 1}"
+            )
+        counts = np.bincount(allcols, minlength=n_features)
+        if (counts > 1).any():
+            raise ValueError(
+                f"columns {np.flatnonzero(counts > 1)[:10].tolist()} belong to more than one group"
+            )
+        if (counts == 0).any():
+            raise ValueError(
+                f"groups do not cover the data: columns {np.flatnonzero(counts == 0)[:10].tolist()}"
+                f" (of {n_features}) are in no group"
+            )
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("group names must be unique")
+
     @property
     def n_groups(self) -> int:
         return len(self.index)
@@ -68,6 +100,8 @@ class Groups:
                 )
             return spec
         if isinstance(spec, Mapping):
+            if not spec:
+                raise ValueError("groups must not be empty")
             names = [str(k) for k in spec]
             lists = [_resolve(v, columns, name) for name, v in zip(names, spec.values())]
         else:
@@ -84,29 +118,8 @@ class Groups:
                 lists = [_resolve(v, columns, str(g)) for g, v in enumerate(spec)]
             names = [f"group{g}" for g in range(len(lists))]
         index = tuple(np.asarray(ix, dtype=np.int64) for ix in lists)
-        for name, ix in zip(names, index):
-            if ix.size == 0:
-                raise ValueError(f"group {name!r} is empty")
-        allcols = np.concatenate(index)
         if n_features is None:
-            n_features = int(allcols.max()) + 1
-        if allcols.min() < 0 or allcols.max() >= n_features:
-            bad = allcols[(allcols < 0) | (allcols >= n_features)]
-            raise ValueError(
-                f"groups name columns {sorted(set(bad.tolist()))[:10]} outside 0..{n_features - 1}"
-            )
-        counts = np.bincount(allcols, minlength=n_features)
-        if (counts > 1).any():
-            raise ValueError(
-                f"columns {np.flatnonzero(counts > 1)[:10].tolist()} belong to more than one group"
-            )
-        if (counts == 0).any():
-            raise ValueError(
-                f"groups do not cover the data: columns {np.flatnonzero(counts == 0)[:10].tolist()}"
-                f" (of {n_features}) are in no group"
-            )
-        if len(set(names)) != len(names):
-            raise ValueError("group names must be unique")
+            n_features = max((int(ix.max()) + 1 for ix in index if ix.size), default=0)
         return cls(index=index, names=tuple(names), n_features=n_features)
 
 
@@ -114,6 +127,8 @@ def _resolve(cols, columns, name) -> list[int]:
     cols = list(np.atleast_1d(np.asarray(cols, dtype=object)))
     out = []
     for c in cols:
+        if isinstance(c, (bool, np.bool_)):
+            raise ValueError(f"group {name!r}: {c!r} is not a column index or name")
         if isinstance(c, (int, np.integer)):
             out.append(int(c))
         elif columns is not None and c in list(columns):

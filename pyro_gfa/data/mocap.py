@@ -109,7 +109,22 @@ class MocapData:
 
     def select(self, clips) -> MocapData:
         """The frames of the named clips (or clip indices), in the order given."""
-        ids = [self.clip_names.index(c) if isinstance(c, str) else int(c) for c in clips]
+        n = len(self.clip_names)
+        ids = []
+        for c in clips:
+            if isinstance(c, str):
+                if c not in self.clip_names:
+                    raise ValueError(f"unknown clip {c!r}; clips are {list(self.clip_names)}")
+                i = self.clip_names.index(c)
+            elif isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < n:
+                i = int(c)
+            else:
+                raise ValueError(f"clip {c!r} is neither a clip name nor an index in 0..{n - 1}")
+            if i in ids:
+                raise ValueError(f"clip {c!r} is selected twice")
+            ids.append(i)
+        if not ids:
+            raise ValueError("select needs at least one clip")
         rows = np.concatenate([np.flatnonzero(self.clip == i) for i in ids])
         names = tuple(self.clip_names[i] for i in ids)
         remap = {old: new for new, old in enumerate(ids)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 QUADRANTS = ("top_left", "top_right", "bottom_left", "bottom_right")
@@ -70,8 +72,8 @@ def make_quadrant_bars(
         raise ValueError(
             f"row_prob and missing_rate must be in [0, 1], got {row_prob}, {missing_rate}"
         )
-    if noise_sd < 0:
-        raise ValueError(f"noise_sd must be >= 0, got {noise_sd}")
+    if not (math.isfinite(noise_sd) and noise_sd >= 0) or not math.isfinite(value):
+        raise ValueError(f"need a finite noise_sd >= 0 and a finite value, got {noise_sd}, {value}")
     rng = np.random.default_rng(seed)
     rows = rng.random((n, size)) < row_prob
     img = np.repeat(rows[:, :, None] * value, size, axis=2).astype(np.float64)

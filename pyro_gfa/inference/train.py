@@ -75,6 +75,10 @@ def check_loss(module, batch: Sequence[torch.Tensor], rtol: float = 1e-4) -> Non
         )
 
 
+def _snapshot(module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
 def train(
     module,
     tensors: Sequence[torch.Tensor],
@@ -136,8 +140,10 @@ def train(
     Notes
     -----
     A ``KeyboardInterrupt`` stops the loop and returns the history so far; the module
-    keeps the parameters it had. A non-finite loss raises ``FloatingPointError`` before
-    the offending step is taken, so the parameters are those of the last good step.
+    keeps the parameters it had. A non-finite loss (or parameter) raises
+    ``FloatingPointError`` after putting back the parameters and prior state of the end of
+    the last completed epoch (the last record of ``history``), so a fit that diverges late
+    keeps its earlier progress.
     """
     if epochs < 0 or batch_size <= 0:
         raise ValueError(f"epochs must be >= 0 and batch_size > 0, got {epochs}, {batch_size}")
@@ -158,6 +164,7 @@ def train(
     bar = tqdm(range(start, start + epochs), disable=not progress, desc=type(module).__name__)
     module.train()
     step_no = 0
+    good = _snapshot(module)  # state at the end of the last completed epoch
     try:
         for epoch in bar:
             module.std_multiplier = std_throttle if epoch < throttle_epochs else 1.0
@@ -177,9 +184,7 @@ def train(
                         loss = elbo.differentiable_loss(module.model, module.guide, *batch)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
-                        f"the objective became {loss.item()} at epoch {epoch}, step {step_no};"
-                        " the model keeps the parameters of the last finite step (try a smaller"
-                        " lr or sparse_lr)"
+                        f"the objective became {loss.item()} at epoch {epoch}, step {step_no}"
                     )
                 if adam is not None:
                     adam.zero_grad(set_to_none=True)
@@ -190,6 +195,9 @@ def train(
                 prox_sgd.step()
                 total += loss.detach() * idx.shape[0]
                 step_no += 1
+            if not all(torch.isfinite(t).all() for t in module.state_dict().values()):
+                raise FloatingPointError(f"a parameter became non-finite in epoch {epoch}")
+            good = _snapshot(module)
             record = {
                 "epoch": epoch,
                 "loss": total.item() / n,
@@ -199,6 +207,14 @@ def train(
             bar.set_postfix(loss=f"{record['loss']:.4g}", active=record["n_active"])
             if callback is not None and callback(epoch, record):
                 break
+    except FloatingPointError as err:
+        module.load_state_dict(good)
+        when = f"the end of epoch {history[-1]['epoch']}" if len(history) > start else "its start"
+        err.add_note(
+            f"The fit's earlier work is kept: the model holds its parameters of {when}"
+            " (try a smaller lr or sparse_lr)."
+        )
+        raise
     except KeyboardInterrupt:
         warnings.warn(
             f"fit interrupted after {len(history) - start} epochs; the model keeps its current"

@@ -70,9 +70,14 @@ def seeded(seed: int | None, device: torch.device):
 
 
 def check_matrix(
-    X: Any, n_features: int | None, *, name: str = "X", allow_nan: bool = False
+    X: Any,
+    n_features: int | None,
+    *,
+    name: str = "X",
+    allow_nan: bool = False,
+    dtype: type = np.float32,
 ) -> np.ndarray:
-    """Validate a data matrix and return it as a float32 ndarray.
+    """Validate a data matrix and return it as a ``dtype`` (default float32) ndarray.
 
     Accepts numpy arrays, torch tensors and pandas DataFrames. With ``allow_nan`` NaN
     marks missing values (infinite values are still rejected).
@@ -86,7 +91,7 @@ def check_matrix(
     elif isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
     try:
-        X = np.asarray(X, dtype=np.float32)
+        X = np.asarray(X, dtype=dtype)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name} must be a numeric 2-d array, got {type(X).__name__}") from e
     if X.ndim != 2:
@@ -207,6 +212,10 @@ class EarlyStopping:
             raise ValueError(f"patience must be >= 1 or None, got {patience}")
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
+        try:  # fail now, not at the first evaluation epochs into the fit
+            estimator._check(X_val)
+        except ValueError as err:
+            raise ValueError(f"validation_data: {err}") from None
         self.estimator = estimator
         self.X_val = X_val
         self.patience, self.every, self.num_samples = patience, every, num_samples
@@ -492,7 +501,12 @@ class Estimator(NamedUnits):
 
         Notes
         -----
-        An interrupted fit (Ctrl-C) returns the model as it stood, with its history.
+        An interrupted fit (Ctrl-C) returns the model as it stood, with its history. A fit
+        whose objective or parameters become non-finite raises ``FloatingPointError`` after
+        keeping its earlier work: the parameters of its last completed epoch (or the best
+        restart so far, or the best held-out epoch with ``restore_best``), saved to
+        ``checkpoint`` when one is given. ``validation_data`` and ``checkpoint`` are checked
+        before the first epoch.
         """
         names = self.__dict__.get("_fit_names", feature_names_of(X))
         X = self._check(X)
@@ -520,30 +534,36 @@ class Estimator(NamedUnits):
         dev = resolve_device(device)
         tensors = self._tensors(X, dev)
         self.restart_elbos_ = []
-        best = None
+        momentum = self.default_sparse_momentum if sparse_momentum is None else sparse_momentum
+        best = failure = None
         for r in range(n_restarts):
             with seeded(None if seed is None else seed + 1000 * r, dev):
                 self.module = self._build_module().to(dev)
                 self.module.prior_weight = 1.0 if self.prior_scale == "paper" else 1.0 / X.shape[0]
                 self.history_ = []
-                train(
-                    self.module,
-                    tensors,
-                    epochs=epochs,
-                    batch_size=batch_size,
-                    lr=self.default_lr if lr is None else lr,
-                    sparse_lr=self.default_sparse_lr if sparse_lr is None else sparse_lr,
-                    sparse_momentum=(
-                        self.default_sparse_momentum if sparse_momentum is None else sparse_momentum
-                    ),
-                    std_throttle=std_throttle,
-                    throttle_epochs=throttle_epochs,
-                    num_particles=num_particles,
-                    progress=progress,
-                    callback=callback,
-                    history=self.history_,
-                    pyro_elbo=pyro_elbo,
-                )
+                if saver is not None:
+                    saver.save()  # a path that cannot be written fails now, not epochs later
+                try:
+                    train(
+                        self.module,
+                        tensors,
+                        epochs=epochs,
+                        batch_size=batch_size,
+                        lr=self.default_lr if lr is None else lr,
+                        sparse_lr=self.default_sparse_lr if sparse_lr is None else sparse_lr,
+                        sparse_momentum=momentum,
+                        std_throttle=std_throttle,
+                        throttle_epochs=throttle_epochs,
+                        num_particles=num_particles,
+                        progress=progress,
+                        callback=callback,
+                        history=self.history_,
+                        pyro_elbo=pyro_elbo,
+                    )
+                except FloatingPointError as err:
+                    # train() put back the last completed epoch; finish as after a normal
+                    # stop (best restart, best epoch, checkpoint), then raise
+                    failure = err
             if n_restarts == 1:
                 break
             with seeded(seed, dev):
@@ -551,7 +571,7 @@ class Estimator(NamedUnits):
             self.restart_elbos_.append(score)
             if best is None or score > best[0]:
                 best = (score, self.module, self.history_)
-            if len(self.history_) < epochs:  # interrupted or stopped by the callback
+            if failure is not None or len(self.history_) < epochs:  # stopped early
                 break
         if best is not None:
             _, self.module, self.history_ = best
@@ -561,6 +581,8 @@ class Estimator(NamedUnits):
                 stopper.restore()
         if saver is not None:
             saver.save()
+        if failure is not None:
+            raise failure
         return self
 
     # -- results ------------------------------------------------------------------------

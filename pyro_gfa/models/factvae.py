@@ -252,8 +252,8 @@ class FactVAEModule(GFAModule):
         _uniform_(self.mean_readout, H)
         self.generators = GroupGenerators(self.feature_group, p, generator_hidden)
         self.log_sigma = nn.Parameter(torch.full((D,), math.log(sigma_init)))
-        self.prior = prior
-        prior.setup(self.W.detach())
+        self.prior = copy.deepcopy(prior)  # its state is this module's; the caller's is untouched
+        self.prior.setup(self.W.detach())
 
     # -- encoder side ------------------------------------------------------------------
     def experts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -382,7 +382,16 @@ def _observed_matrix(observed, n: int, groups: Groups) -> np.ndarray:
     if isinstance(observed, torch.Tensor):
         observed = observed.detach().cpu().numpy()
     arr = np.asarray(observed)
-    if arr.dtype == bool or (arr.ndim == 2 and np.issubdtype(arr.dtype, np.number)):
+    numeric = np.issubdtype(arr.dtype, np.number) and arr.dtype != bool
+    if numeric and arr.ndim == 1 and arr.shape == (G,) and np.isin(arr, (0, 1)).all():
+        # [0, 1, 1] could be a 0/1 mask or the group indices 0, 1, 1: refuse to guess
+        raise ValueError(
+            f"observed = {arr.tolist()} is ambiguous: pass a bool mask of length {G} or a "
+            "list of distinct group indices / names"
+        )
+    if arr.dtype == bool or (arr.ndim == 2 and numeric):
+        if numeric and not np.isin(arr, (0, 1)).all():
+            raise ValueError("a numeric observed mask must hold only 0 and 1")
         arr = arr.astype(bool)
         if arr.shape == (G,):
             return np.broadcast_to(arr, (n, G)).copy()
@@ -392,11 +401,14 @@ def _observed_matrix(observed, n: int, groups: Groups) -> np.ndarray:
     out = np.zeros(G, dtype=bool)
     for g in np.atleast_1d(np.asarray(observed, dtype=object)):
         if isinstance(g, (int, np.integer)) and 0 <= int(g) < G:
-            out[int(g)] = True
+            j = int(g)
         elif isinstance(g, str) and g in groups.names:
-            out[groups.names.index(g)] = True
+            j = groups.names.index(g)
         else:
             raise ValueError(f"unknown group {g!r}; groups are {list(groups.names)} or 0..{G - 1}")
+        if out[j]:
+            raise ValueError(f"group {g!r} is listed twice in observed")
+        out[j] = True
     return np.broadcast_to(out, (n, G)).copy()
 
 
@@ -514,6 +526,8 @@ class FactVAE(Estimator):
         self.group_dropout = float(group_dropout)
         self.precision_baseline = float(precision_baseline)
         self.theta_prior = theta_prior
+        if not (math.isfinite(sigma_init) and sigma_init > 0):
+            raise ValueError(f"sigma_init must be a positive number, got {sigma_init}")
         self.sigma_init = float(sigma_init)
 
     @staticmethod
@@ -524,7 +538,7 @@ class FactVAE(Estimator):
         return FactVAEModule(
             self.groups,
             self.latent_dim,
-            copy.deepcopy(self.prior),
+            self.prior,
             combine=self.combine,
             p=self.p,
             generator_hidden=self.generator_hidden,

@@ -111,11 +111,15 @@ class MultinomialCounts(TorchDistribution):
     def sample(self, sample_shape: tuple = ()):
         if self.total_count is None:
             raise ValueError("sampling MultinomialCounts needs total_count")
-        n = int(torch.as_tensor(self.total_count).max())
-        probs = self.logits.exp()
         shape = torch.Size(sample_shape) + self.batch_shape
-        draws = dist.Multinomial(n, probs=probs.expand(shape + self.event_shape)).sample()
-        return draws
+        n = torch.as_tensor(self.total_count, device=self.logits.device).expand(shape)
+        n_max = int(n.max()) if n.numel() else 0
+        # n_max categorical draws per row; the first n_i of row i are its counts
+        draws = dist.Categorical(logits=self.logits.expand(shape + self.event_shape))
+        idx = draws.sample((n_max,)).movedim(0, -1)
+        keep = torch.arange(n_max, device=n.device) < n.unsqueeze(-1)
+        counts = torch.zeros(shape + self.event_shape, device=self.logits.device)
+        return counts.scatter_add_(-1, idx, keep.to(counts.dtype))
 
 
 class Likelihood(nn.Module):
@@ -145,7 +149,8 @@ class Likelihood(nn.Module):
         """``E[x | out]`` (``x`` gives the row totals of count likelihoods)."""
         raise NotImplementedError
 
-    def sample(self, out: torch.Tensor, total_count: int = 100) -> torch.Tensor:
+    def sample(self, out: torch.Tensor, total_count=None) -> torch.Tensor:
+        """Draws of ``x`` (``total_count``: row totals of count likelihoods, else unused)."""
         return self.dist(out).sample()
 
 
@@ -161,6 +166,9 @@ class GaussianLikelihood(Likelihood):
     xi
         Scale of the noise prior; ``None`` (default) sets it from the data at ``setup``
         with :func:`calibrate_xi`.
+    sigma_init
+        Starting noise sd: a fraction of each column's sd, ``"data_sd"`` (the column sd)
+        or ``"prior_mode"`` (the mode of the noise prior).
 
     Notes
     -----
@@ -180,11 +188,23 @@ class GaussianLikelihood(Likelihood):
         sigma_init: str | float = 0.3,
     ):
         super().__init__()
-        if nu < 0 or (xi is not None and not xi > 0):
-            raise ValueError(f"need nu >= 0 and xi > 0, got nu={nu}, xi={xi}")
+        if not nu >= 0 or not math.isfinite(nu) or (xi is not None and not xi > 0):
+            raise ValueError(f"need finite nu >= 0 and xi > 0, got nu={nu}, xi={xi}")
+        if isinstance(sigma_init, str):
+            ok = sigma_init in ("data_sd", "prior_mode")
+        else:
+            ok = math.isfinite(float(sigma_init)) and float(sigma_init) > 0
+        if not ok:
+            raise ValueError(
+                "sigma_init must be a positive number, 'data_sd' or 'prior_mode', got"
+                f" {sigma_init!r}"
+            )
+        self.n_features = n_features
         self.sigma_init = sigma_init
         self.nu = float(nu)
         self.xi = None if xi is None else float(xi)
+        # the xi in use (NaN until setup when xi is None): a buffer, so a saved model keeps it
+        self.register_buffer("xi_", torch.tensor(math.nan if xi is None else float(xi)))
         self.log_sigma = nn.Parameter(torch.zeros(n_features))
         self.register_buffer("loc", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
@@ -196,12 +216,13 @@ class GaussianLikelihood(Likelihood):
             self.loc.copy_(torch.as_tensor(X.mean(axis=0)))
             self.scale.copy_(torch.as_tensor(sd))
         if self.xi is None and self.nu > 0:
-            self.xi = calibrate_xi(X, self.nu)
+            self.xi_.fill_(calibrate_xi(X, self.nu))
+        xi = float(self.xi_)
         if self.sigma_init == "data_sd" or (self.sigma_init == "prior_mode" and self.nu == 0):
             init = np.log(sd)
         elif self.sigma_init == "prior_mode":
             # mode of InverseGamma(nu/2, nu xi/2) for sigma^2: nu xi / (nu + 2)
-            init = np.full_like(sd, 0.5 * math.log(self.nu * self.xi / (self.nu + 2.0)))
+            init = np.full_like(sd, 0.5 * math.log(self.nu * xi / (self.nu + 2.0)))
         else:
             init = np.log(float(self.sigma_init) * sd)
         with torch.no_grad():
@@ -220,12 +241,12 @@ class GaussianLikelihood(Likelihood):
         return self.loc + self.scale * out
 
     def log_prior(self):
-        if self.nu == 0 or self.xi is None:
+        if self.nu == 0 or torch.isnan(self.xi_):
             return self.log_sigma.new_zeros(())
         var = (2 * self.log_sigma).exp()
         a = 0.5 * self.nu
-        rate = 0.5 * self.nu * self.xi
-        return (a * math.log(rate) - math.lgamma(a) - (a + 1) * var.log() - rate / var).sum()
+        rate = 0.5 * self.nu * self.xi_
+        return (a * rate.log() - math.lgamma(a) - (a + 1) * var.log() - rate / var).sum()
 
 
 class BernoulliLikelihood(Likelihood):
@@ -263,7 +284,34 @@ def check_counts(X: np.ndarray, name: str) -> None:
 
 
 class _CountComposition(Likelihood):
-    """Count likelihoods whose mean is the row total times a softmax composition."""
+    """Count likelihoods whose mean is the row total times a softmax composition.
+
+    ``mean_total`` is the mean row total of the training data, the default total of
+    :meth:`sample`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean_total", torch.tensor(100.0))
+
+    def setup(self, X):
+        self.mean_total.fill_(float(np.asarray(X).sum(axis=1).mean()))
+
+    def _totals(self, out: torch.Tensor, total_count) -> torch.Tensor:
+        """Row totals of a draw: ``total_count`` (a number or one per row), else the mean
+        training total."""
+        if total_count is None:
+            total_count = round(float(self.mean_total))
+        t = torch.as_tensor(total_count, dtype=out.dtype, device=out.device)
+        if not (torch.isfinite(t).all() and (t >= 0).all() and (t == t.round()).all()):
+            raise ValueError("total_count must hold non-negative integers")
+        try:
+            return t.expand(out.shape[:-1])
+        except RuntimeError:
+            raise ValueError(
+                f"total_count must be one number or one per row ({out.shape[0]}), got shape"
+                f" {tuple(t.shape)}"
+            ) from None
 
     def encoder_input(self, x):
         return torch.log1p(x)
@@ -286,8 +334,8 @@ class MultinomialLikelihood(_CountComposition):
     def dist(self, out):
         return MultinomialCounts(out)
 
-    def sample(self, out, total_count=100):
-        return MultinomialCounts(out, total_count=total_count).sample()
+    def sample(self, out, total_count=None):
+        return MultinomialCounts(out, total_count=self._totals(out, total_count)).sample()
 
 
 class NegativeBinomialLikelihood(_CountComposition):
@@ -302,6 +350,7 @@ class NegativeBinomialLikelihood(_CountComposition):
 
     def __init__(self, n_features: int):
         super().__init__()
+        self.n_features = n_features
         self.log_theta = nn.Parameter(torch.zeros(n_features))
 
     def check(self, X):
@@ -316,9 +365,8 @@ class NegativeBinomialLikelihood(_CountComposition):
     def dist(self, out):
         return _RowTotalNB(self, out)
 
-    def sample(self, out, total_count=100):
-        total = torch.full(out.shape[:-1], float(total_count), device=out.device)
-        return self._nb(out, total).sample()
+    def sample(self, out, total_count=None):
+        return self._nb(out, self._totals(out, total_count)).sample()
 
 
 class _RowTotalNB(TorchDistribution):
@@ -346,6 +394,11 @@ def make_likelihood(spec: str | Likelihood, n_features: int) -> Likelihood:
     """A likelihood from its name (``"gaussian"``, ``"bernoulli"``, ``"multinomial"``,
     ``"negative_binomial"``)."""
     if isinstance(spec, Likelihood):
+        size = getattr(spec, "n_features", n_features)
+        if size != n_features:
+            raise ValueError(
+                f"the likelihood was built for {size} features but the model has {n_features}"
+            )
         return spec
     table = {
         "gaussian": GaussianLikelihood,

@@ -24,8 +24,8 @@ class _Linear:
         self.kwargs = kwargs
         self.estimator_ = None
 
-    def _check(self, X) -> np.ndarray:
-        X = check_matrix(X, self.n_features)
+    def _check(self, X, fitting: bool = False) -> np.ndarray:
+        X = check_matrix(X, None if fitting else self.n_features)
         if (X < 0).any():
             raise ValueError(
                 f"{type(self).__name__} needs non-negative data; X has negative values"
@@ -40,7 +40,7 @@ class _Linear:
     def fit(self, X, seed: int | None = 0, progress: bool = False, **_ignored):
         """Fit to ``X`` (rows are observations). ``progress`` and other options of the deep
         models' ``fit`` are accepted and ignored, so the same call fits every model."""
-        X = self._check(X)
+        X = self._check(X, fitting=True)  # a refit may have other columns
         self.n_features = X.shape[1]
         self.estimator_ = self._make(seed).fit(X)
         return self
@@ -80,8 +80,8 @@ class LDA(_Linear):
     pseudo-counts; ``reconstruct`` the expected counts ``n_d * theta_d @ beta``.
     """
 
-    def _check(self, X) -> np.ndarray:
-        X = super()._check(X)
+    def _check(self, X, fitting: bool = False) -> np.ndarray:
+        X = super()._check(X, fitting)
         if not np.allclose(X, np.round(X)):
             raise ValueError("LDA needs integer counts; X has non-integer values")
         return X

@@ -57,8 +57,8 @@ class OIVAEModule(GFAModule):
         )
         self.encoder = mlp(D, encoder_hidden, 2 * latent_dim)
         self.log_sigma = nn.Parameter(torch.full((D,), math.log(sigma_init)))
-        self.prior = prior
-        prior.setup(self.W.detach())
+        self.prior = copy.deepcopy(prior)  # its state is this module's; the caller's is untouched
+        self.prior.setup(self.W.detach())
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         u = torch.einsum("...k,gpk->...gp", z, self.W)
@@ -193,11 +193,10 @@ class OIVAE(Estimator):
         self.theta_prior = theta_prior
 
     def _build_module(self) -> OIVAEModule:
-        # Each fit gets its own copy of the prior, so fits never share prior state.
         return OIVAEModule(
             self.groups,
             self.latent_dim,
-            copy.deepcopy(self.prior),
+            self.prior,
             p=self.p,
             generator_hidden=self.generator_hidden,
             encoder_hidden=self.encoder_hidden,

@@ -198,7 +198,7 @@ class SparseFA(NamedUnits):
             from the rotated principal components).
         """
         names = feature_names_of(X)
-        X = check_matrix(X, None).astype(np.float64)
+        X = check_matrix(X, None, dtype=np.float64)  # EM in float64 from the user's values
         N, G = X.shape
         K = self.latent_dim
         if K >= G:
@@ -246,7 +246,7 @@ class SparseFA(NamedUnits):
 
     def _scaled(self, X) -> torch.Tensor:
         self._fitted()
-        X = check_matrix(X, self.n_features).astype(np.float64)
+        X = check_matrix(X, self.n_features, dtype=np.float64)
         return torch.from_numpy((X - self.mean_) / self.scale_)
 
     def transform(self, X) -> np.ndarray:

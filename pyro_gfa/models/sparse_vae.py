@@ -232,8 +232,8 @@ class SparseVAEModule(GFAModule):
             self.prior_cov = None
         else:
             self.register_buffer("prior_cov", torch.as_tensor(prior_cov, dtype=torch.float32))
-        self.prior = prior
-        prior.setup(self.W.detach())
+        self.prior = copy.deepcopy(prior)  # its state is this module's; the caller's is untouched
+        self.prior.setup(self.W.detach())
         self.beta = 1.0  # of the beta-VAE
         self.kl_weight = 1.0  # beta, times the KL warm-up's factor while it lasts
         self.kl_warmup_epochs = 0
@@ -329,8 +329,8 @@ class SparseVAEModule(GFAModule):
         objective = objective + self.prior_weight * self.global_log_prior()
         return -objective
 
-    def sample_x(self, z: torch.Tensor) -> torch.Tensor:
-        return self.likelihood.sample(self.decoder_out(z))
+    def sample_x(self, z: torch.Tensor, total_count=None) -> torch.Tensor:
+        return self.likelihood.sample(self.decoder_out(z), total_count)
 
     def loadings(self) -> torch.Tensor:
         return self.W.detach()[:, 0, :]
@@ -595,15 +595,19 @@ class SparseVAE(Estimator):
         return anchor_report(self.support())
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
-        """``(n, n_features)`` draws of ``x`` from the generative model (``z ~ N(0, Sigma)``)."""
+    def sample(self, n: int, seed: int | None = None, total_count=None) -> np.ndarray:
+        """``(n, n_features)`` draws of ``x`` from the generative model (``z ~ N(0, Sigma)``).
+
+        ``total_count`` sets the row totals of a count likelihood (one number, or one per
+        row); by default every row gets the mean row total of the training data.
+        """
         m = self._fitted()
         with seeded(seed, self.device):
             z = torch.randn(n, m.latent_dim, device=self.device)
             L = m.prior_scale_tril()
             if L is not None:
                 z = z @ L.T
-            return m.sample_x(z).cpu().numpy()
+            return m.sample_x(z, total_count).cpu().numpy()
 
     @torch.no_grad()
     def reconstruct(self, X) -> np.ndarray:

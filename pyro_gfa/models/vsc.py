@@ -149,7 +149,10 @@ class VSCModule(SparseVAEModule):
         )
         enc_hidden = tuple(hidden) if encoder_hidden is None else tuple(encoder_hidden)
         self.encoder = mlp(n_features, enc_hidden, 3 * latent_dim)
-        self.target_slab_prob = self.slab_prob = float(slab_prob)
+        self.target_slab_prob = float(slab_prob)
+        # a buffer, not a float: a fit shorter than the warm-up leaves it off target, and
+        # save / load must restore where it was left
+        self.register_buffer("slab_prob", torch.tensor(self.target_slab_prob))
         self.temperature = float(temperature)
         self.warmup_epochs = int(warmup_epochs)
 
@@ -160,7 +163,7 @@ class VSCModule(SparseVAEModule):
         super().start_epoch(epoch)
         frac = min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs > 0 else 1.0
         start = max(0.5, self.target_slab_prob)
-        self.slab_prob = start ** (1 - frac) * self.target_slab_prob**frac
+        self.slab_prob.fill_(start ** (1 - frac) * self.target_slab_prob**frac)
 
     def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
         loc, log_s, logit = self.encoder(self.likelihood.encoder_input(x)).chunk(3, dim=-1)

@@ -51,7 +51,7 @@ class SpikeSlabLasso(Prior):
         ``lambda0 == lambda1`` the prior is the lasso.
     a, b
         Beta prior on the column inclusion probabilities ``eta_k``; defaults ``a = 1`` and
-        ``b = G`` (appendix C.2; ``b`` is set from ``W`` at :meth:`setup`).
+        ``b = G`` (appendix C.2; ``b = None`` is resolved to ``G`` as ``b_`` at :meth:`setup`).
     eta_init
         Starting value of every ``eta_k`` (the authors start at uniform draws; a fixed value
         keeps fits reproducible and every column equally likely at the start).
@@ -68,6 +68,15 @@ class SpikeSlabLasso(Prior):
         ``(G, K)`` current conditional inclusion probabilities ``E[gamma | w, eta]``.
     eta : torch.Tensor
         ``(K,)`` current column inclusion probabilities.
+
+    Notes
+    -----
+    On cells of ``p > 1`` entries (the latent-to-group matrices of oi-VAE and factVAE) this
+    is the group spike-and-slab lasso: its Laplace constants scale as ``lambda^p``, so at
+    ``eta = 1/2`` a cell is active only when ``||w_gk|| > p log(lambda0 / lambda1) /
+    (lambda0 - lambda1)``. The threshold grows with ``p`` (33-entry cells at the default
+    rates: 8.4, far above the rates' ``p = 1`` threshold of 0.26); choose the rates for the
+    cell size, or use :class:`~pyro_gfa.priors.GroupLasso` there.
     """
 
     handles = ("prox", "update")
@@ -112,8 +121,8 @@ class SpikeSlabLasso(Prior):
     # -- state ---------------------------------------------------------------------------
     def setup(self, W: torch.Tensor) -> None:
         G, _, K = W.shape
-        if self.b is None:
-            self.b = float(G)
+        # b = None means b = G, resolved per model so one prior object can serve several
+        self.b_ = float(G) if self.b is None else self.b
         self.p_star = W.new_full((G, K), 0.5)
         self.eta = W.new_full((K,), self.eta_init)
         self.steps = torch.zeros((), dtype=torch.long, device=W.device)
@@ -142,7 +151,7 @@ class SpikeSlabLasso(Prior):
     def eta_update(self, p_star: torch.Tensor) -> torch.Tensor:
         """``(K,)`` ``eta_k = (sum_g p*_gk + a - 1) / (a + b + G - 2)``, kept inside (0, 1)."""
         G = p_star.shape[0]
-        eta = (p_star.sum(0) + self.a - 1.0) / (self.a + self.b + G - 2.0)
+        eta = (p_star.sum(0) + self.a - 1.0) / (self.a + self.b_ + G - 2.0)
         return eta.clamp(1e-6, 1.0 - 1e-6)
 
     def lambda_star(self) -> torch.Tensor:
@@ -160,8 +169,8 @@ class SpikeSlabLasso(Prior):
         ).sum()
         log_beta = (
             (self.a - 1.0) * torch.log(eta)
-            + (self.b - 1.0) * torch.log1p(-eta)
-            - (math.lgamma(self.a) + math.lgamma(self.b) - math.lgamma(self.a + self.b))
+            + (self.b_ - 1.0) * torch.log1p(-eta)
+            - (math.lgamma(self.a) + math.lgamma(self.b_) - math.lgamma(self.a + self.b_))
         ).sum()
         return mix + log_beta
 
@@ -196,4 +205,11 @@ class SpikeSlabLasso(Prior):
         return (self.inclusion_probability(W) > 0.5) & (cell_norms(W) > 0)
 
     def _config(self):
-        return {"lambda0": self.lambda0, "lambda1": self.lambda1, "a": self.a, "b": self.b}
+        return {
+            "lambda0": self.lambda0,
+            "lambda1": self.lambda1,
+            "a": self.a,
+            "b": self.b,
+            "eta_init": self.eta_init,
+            "em_warmup_steps": self.em_warmup_steps,
+        }
