@@ -343,3 +343,24 @@ def test_bar_generators_reject_non_finite_settings(make):
     for kw in (dict(noise_sd=float("nan")), dict(noise_sd=-1.0), dict(value=float("inf"))):
         with pytest.raises(ValueError, match="finite"):
             make(10, **kw)
+
+
+def test_warm_start_continues_a_loaded_checkpoint(tmp_path):
+    X, _ = gfa.data.make_bars(128, size=4, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
+    with pytest.raises(ValueError, match="needs a fitted or loaded model"):
+        m.fit(X, epochs=1, progress=False, warm_start=True)
+    m.fit(X, epochs=3, progress=False, checkpoint=tmp_path / "ck.zip")
+    resumed = gfa.load(tmp_path / "ck.zip")
+    start = {k: v.clone() for k, v in resumed.module.state_dict().items()}
+    seen = []
+    resumed.fit(X, epochs=2, progress=False, warm_start=True, callback=lambda e, r: seen.append(e))
+    # the epoch count goes on (schedules such as the std throttle continue) and the
+    # parameters moved on from the checkpoint's, not from a new initialisation
+    assert seen == [3, 4] and [r["epoch"] for r in resumed.history_] == [0, 1, 2, 3, 4]
+    assert resumed.history_[:3] == m.history_
+    loss = [r["loss"] for r in resumed.history_]
+    assert abs(loss[3] - loss[2]) < abs(loss[3] - loss[0])  # not back at a fresh start
+    assert not torch.equal(start["W"], resumed.module.W.detach())
+    with pytest.raises(ValueError, match="n_restarts"):
+        resumed.fit(X, epochs=1, progress=False, warm_start=True, n_restarts=2)

@@ -296,3 +296,13 @@ def test_modules_built_from_one_prior_object_do_not_share_its_state():
     assert a.prior.b_ == 10 and b.prior.b_ == 6
     assert a.prior.p_star.shape == (10, 3) and b.prior.p_star.shape == (6, 3)
     assert torch.isfinite(a.loss(torch.randn(5, 10)))
+
+
+def test_code_information_is_measured_against_the_prior_marginals():
+    X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    cov = np.array([[4.0, 1.0], [1.0, 0.5]])
+    m = gfa.SparseVAE(4, 2, hidden=(8,), prior_cov=cov).fit(X, epochs=1, progress=False)
+    loc, scale = m.module.encode(torch.as_tensor(X))
+    marg = torch.distributions.Normal(0.0, torch.tensor(np.sqrt(np.diag(cov)), dtype=torch.float32))
+    ref = torch.distributions.kl_divergence(torch.distributions.Normal(loc, scale), marg).mean(0)
+    np.testing.assert_allclose(m.code_kl_, ref.detach().numpy(), rtol=1e-4, atol=1e-6)

@@ -440,8 +440,10 @@ class Estimator(NamedUnits):
         checkpoint_every: int = 10,
         pyro_elbo: bool = False,
         n_restarts: int = 1,
+        warm_start: bool = False,
     ):
-        """Fit the model to ``X`` (rows are observations), starting from a fresh initialisation.
+        """Fit the model to ``X`` (rows are observations), starting from a fresh initialisation
+        (or, with ``warm_start``, from where the last fit or a loaded checkpoint stopped).
 
         Parameters
         ----------
@@ -494,6 +496,12 @@ class Estimator(NamedUnits):
             10 draws); the ELBOs are in ``restart_elbos_``. Local optima matter for sparse
             models (a factor merged into another); this is the ``n_init`` of scikit-learn.
             Not combinable with ``validation_data`` or ``checkpoint``.
+        warm_start
+            Continue from the current parameters (of an earlier ``fit`` or of a model read
+            with :func:`pyro_gfa.load`) for ``epochs`` more epochs, appending to
+            ``history_`` and continuing its epoch count (warm-ups and schedules go on where
+            they stopped). The Adam moments start afresh. Not combinable with
+            ``n_restarts > 1``.
 
         Returns
         -------
@@ -514,6 +522,10 @@ class Estimator(NamedUnits):
             raise ValueError(f"n_restarts must be a positive integer, got {n_restarts!r}")
         if n_restarts > 1 and (validation_data is not None or checkpoint is not None):
             raise ValueError("n_restarts > 1 cannot be combined with validation_data or checkpoint")
+        if warm_start and self.module is None:
+            raise ValueError("warm_start=True needs a fitted or loaded model to continue from")
+        if warm_start and n_restarts > 1:
+            raise ValueError("warm_start cannot be combined with n_restarts > 1")
         callbacks = [] if callback is None else [callback]
         stopper = None
         if validation_data is not None:
@@ -538,9 +550,13 @@ class Estimator(NamedUnits):
         best = failure = None
         for r in range(n_restarts):
             with seeded(None if seed is None else seed + 1000 * r, dev):
-                self.module = self._build_module().to(dev)
+                if warm_start:
+                    self.module = self.module.to(dev)
+                    self.history_ = list(self.history_ or [])
+                else:
+                    self.module = self._build_module().to(dev)
+                    self.history_ = []
                 self.module.prior_weight = 1.0 if self.prior_scale == "paper" else 1.0 / X.shape[0]
-                self.history_ = []
                 if saver is not None:
                     saver.save()  # a path that cannot be written fails now, not epochs later
                 try:

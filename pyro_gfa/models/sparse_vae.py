@@ -517,6 +517,7 @@ class SparseVAE(Estimator):
         """
         Xc = self._check(X)
         self._fit_data = Xc
+        self.code_kl_ = None  # a checkpoint taken during a refit must not carry the old one
         self._steps_per_epoch = math.ceil(Xc.shape[0] / batch_size)
         try:
             super().fit(
@@ -558,7 +559,10 @@ class SparseVAE(Estimator):
         m = self._fitted()
         x = torch.as_tensor(X, device=self.device)
         loc, scale = m.encode(x)
-        kl = 0.5 * (loc**2 + scale**2 - 1.0) - scale.log()
+        # against the prior's marginal N(0, Sigma_kk) of each code
+        L = m.prior_scale_tril()
+        var = torch.ones_like(loc[0]) if L is None else (L**2).sum(1)
+        kl = 0.5 * ((loc**2 + scale**2) / var - 1.0 + var.log()) - scale.log()
         return kl.mean(0).cpu().numpy()
 
     # -- results -----------------------------------------------------------------------
