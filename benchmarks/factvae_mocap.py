@@ -150,7 +150,7 @@ def main(argv=None) -> list[dict]:
 
     def cell(name, n, key):
         v = [r[key] for r in rows if r["model"] == name and r["trials"] == n]
-        return f"{np.mean(v):.1f} ± {np.std(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+        return f"{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
 
     def cell3(name, n, key):
         v = [r[key] for r in rows if r["model"] == name and r["trials"] == n]

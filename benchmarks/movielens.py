@@ -87,6 +87,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _settings import check_settings  # benchmarks/, the script's folder
 
 K = 30
 HIDDEN = (300, 300, 300)
@@ -637,6 +638,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--summarize-only", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)
+    if not args.summarize_only:
+        # rows are keyed by (model, epochs, lr, split): an explicit warm-up must match too
+        check_settings(args.out, {"em_warmup": args.em_warmup})
     if args.em_warmup is None:
         args.em_warmup = args.epochs // 5
     torch.set_num_threads(args.threads)

@@ -102,6 +102,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _settings import check_settings  # benchmarks/, the script's folder
 
 K = 20
 N_WORDS = 500
@@ -542,6 +543,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
     if args.overwrite:
         for p in out.glob("split*.csv"):
             p.unlink()
+    # rows are keyed by (model, split, epochs); the held-out estimate must match too
+    check_settings(out, {"is_samples": args.is_samples}, fresh=args.overwrite)
     data = load_corpus()
     X = data.X
     log(f"corpus {X.shape[0]} documents x {X.shape[1]} words, {int(X.sum())} tokens")

@@ -60,6 +60,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _settings import check_settings  # noqa: E402  (benchmarks/, the script's folder)
 
 import pyro_gfa as gfa  # noqa: E402
 from pyro_gfa.data.mocap import load_mocap  # noqa: E402
@@ -396,6 +397,10 @@ def main(argv=None) -> list[dict]:
 
     rows = read_rows(csv_path)
     done = {(r["model"], r["n_train"], r["seed"]) for r in rows}
+    if not args.tables_only:  # rows are keyed by (model, n, seed): the rest must match
+        keep = ("steps", "lr", "sparse_lr", "sparse_momentum", "throttle_frac", "latent_dim")
+        keep += ("p", "lam", "is_samples") + (("long_epochs",) if args.long_epochs > 0 else ())
+        check_settings(out, {k: getattr(args, k) for k in keep})
 
     def run_fit(name, label, n, seed, order, epochs, throttle, tag):
         train = data.select(order[:n])

@@ -220,6 +220,8 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=Path("results/sparse_vae_synthetic"))
     p.add_argument("--summarize-only", action="store_true")
     args = p.parse_args(argv)
+    if args.seeds < 1 or args.epochs < 1 or args.n < 2:
+        p.error("--seeds and --epochs must be >= 1 and --n >= 2")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
     args.out.mkdir(parents=True, exist_ok=True)

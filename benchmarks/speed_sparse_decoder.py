@@ -6,12 +6,13 @@ Adam on the networks, proximal SGD + EM on ``W``. Variants, each timed in its ow
 subprocess (so peak memory is its own):
 
 - ``vectorised``: all features in one ``(B, G, H)`` pass (the default decoder);
-- ``chunked``: the same in feature chunks of 100 with activation checkpointing
-  (what the decoder does when ``B x G x H`` exceeds ``max_elements``);
+- ``chunked``: the same in 5 feature chunks (100 features at ``G = 500``) with activation
+  checkpointing (what the decoder does when ``B x G x H`` exceeds ``max_elements``);
 - ``loop``: the naive loop over features (``SparseDecoder.forward_loop``, ``G`` passes).
 
-Writes ``results/sparse_decoder_speed/speed.csv``, ``speed.md`` and ``speed.png`` and prints
-the table. ``--device cuda`` runs the same on a GPU (peak memory from
+Writes ``speed_<tag>.csv``, ``.md`` and ``.png`` to ``results/sparse_decoder_speed/`` (the
+tag names the device and the sizes, e.g. ``speed_cpu_G500_K20_H100_B100``) and prints the
+table. ``--device cuda`` runs the same on a GPU (peak memory from
 ``torch.cuda.max_memory_allocated``).
 
 Usage::
@@ -53,7 +54,7 @@ def worker(variant: str, steps: int, device: str, threads: int) -> dict:
     X = rng.standard_normal((1000, G)).astype(np.float32)
     est = gfa.SparseVAE(n_features=G, latent_dim=K, hidden=HIDDEN)
     if variant == "chunked":
-        est.max_elements = BATCH * 100 * max(HIDDEN)
+        est.max_elements = BATCH * max(1, G // 5) * max(HIDDEN)  # five chunks at any G
     est._fit_data = X
     torch.manual_seed(0)
     module = est._build_module().to(dev)

@@ -66,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _settings import check_settings  # benchmarks/, the script's folder
 
 #: ``train_accuracy``: the classifier on the training cells it was fitted to; ``errors``: the
 #: misclassified held-out cells (row indices of the 3005 cells), to compare models cell by cell
@@ -421,8 +422,8 @@ def summarize(rows: list[dict], unassigned: set[str]) -> str:
     refs = [(name, acc) for name, acc in refs if acc]
     lines = [
         "| model | input | accuracy mean (sd) | "
-        + " | ".join(f"paired difference to {name} (raw), mean (sd)" for name, _ in refs)
-        + " | splits | fit s / split | active factors |",
+        + "".join(f"paired difference to {name} (raw), mean (sd) | " for name, _ in refs)
+        + "splits | fit s / split | active factors |",
         "|---|---|---|" + "---|" * len(refs) + "---|---|---|",
     ]
     for (model, inp, ep), rs in by_setting(rows).items():
@@ -437,8 +438,9 @@ def summarize(rows: list[dict], unassigned: set[str]) -> str:
             paired.append(f"{np.mean(diff):+.4f}{spread} on {len(diff)}" if diff else "-")
         name = LABELS[model] + (f" ({ep} epochs)" if ep else "")
         lines.append(
-            f"| {name} | {inp} | {acc.mean():.3f} ({sd:.3f}) | {' | '.join(paired)} | "
-            f"{acc.size} | {t.mean():.1f} | {'/'.join(act) if act else '-'} |"
+            f"| {name} | {inp} | {acc.mean():.3f} ({sd:.3f}) | "
+            + "".join(f"{p} | " for p in paired)
+            + f"{acc.size} | {t.mean():.1f} | {'/'.join(act) if act else '-'} |"
         )
     ref = "; ".join(
         f"{src}: " + ", ".join(f"{k} {v:.3f}".rstrip("0") for k, v in d.items())
@@ -511,6 +513,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
         raise SystemExit("the mofa rows need MOFA+: pip install mofapy2 (or leave out mofa)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # rows are keyed by (model, input, epochs); without --resume every split is remade
+    check_settings(out, {"em_warmup": args.em_warmup}, fresh=not args.resume)
     data = load_zeisel()
     done = read_rows(out) if args.resume else []
     gene_lines: list[str] = []

@@ -546,7 +546,8 @@ class SparseVAE(Estimator):
 
     def _collapse_hints(self, n_rows: int) -> list[str]:
         hints = ["kl_warmup > 0", "a smaller network", "more epochs"]
-        if isinstance(self.prior, SpikeSlabLasso):
+        if isinstance(self.prior, SpikeSlabLasso) and self.prior.lambda0 > 1.0:
+            # a weak spike (a lasso-like prior) is not what emptied the columns
             hints.insert(
                 0,
                 f"a smaller lambda0 (lambda0 = {self.prior.lambda0:g} may be too strong for "

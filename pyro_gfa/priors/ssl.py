@@ -59,7 +59,7 @@ class SpikeSlabLasso(Prior):
         The EM updates and the proximal step start after this many calls of :meth:`update`
         (training steps). Before, ``p*`` stays at 0.5 and ``W`` takes plain gradient steps,
         so the decoder learns which columns it uses before the spike can pull a column
-        that is still being learned to zero (the way a true factor gets lost, DESIGN.md 1).
+        that is still being learned to zero (the way a true factor gets lost early in a fit).
         :class:`~pyro_gfa.SparseVAE` sets this from its ``em_warmup`` epochs.
 
     Attributes

@@ -1,0 +1,27 @@
+"""Resuming guard shared by the benchmark scripts.
+
+A script that resumes (skips the rows already in its output folder) identifies a row by a few
+settings only (model, split, epochs, ...). The others go into ``settings.json`` in the folder,
+and a later run with different values is refused rather than mixed into the same tables.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def check_settings(out: str | Path, settings: dict, fresh: bool = False) -> None:
+    """Record ``settings`` in ``out/settings.json``; exit if the folder holds other values
+    (``fresh``: the run replaces every row, so the old values are dropped)."""
+    path = Path(out) / "settings.json"
+    old = json.loads(path.read_text()) if path.exists() and not fresh else {}
+    differ = {k: (old[k], v) for k, v in settings.items() if k in old and old[k] != v}
+    if differ:
+        said = ", ".join(f"{k} = {v!r} (the folder's rows: {o!r})" for k, (o, v) in differ.items())
+        raise SystemExit(
+            f"{out} holds rows made with other settings: {said}. Use another --out, or delete"
+            " the folder's rows to remake them."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**old, **settings}, indent=1, sort_keys=True) + "\n")
