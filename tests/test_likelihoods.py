@@ -177,3 +177,13 @@ def test_a_saved_gaussian_model_keeps_its_noise_prior(tmp_path):
     lik, lik2 = m.module.likelihood, loaded.module.likelihood
     assert float(lik2.xi_) == float(lik.xi_) > 0
     assert lik2.log_prior().item() == pytest.approx(lik.log_prior().item())
+
+
+def test_negative_binomial_samples_scale_with_the_row_size():
+    torch.manual_seed(0)
+    lik = NegativeBinomialLikelihood(4)
+    out = torch.randn(3, 4)
+    draws = torch.stack([lik.sample(out, [0, 10, 200]) for _ in range(3000)])
+    assert torch.all(draws[:, 0] == 0)  # a row of size 0 has no counts
+    expect = torch.tensor([10.0, 200.0])[:, None] * torch.softmax(out[1:], -1)
+    torch.testing.assert_close(draws[:, 1:].mean(0), expect, rtol=0.1, atol=0.3)

@@ -54,3 +54,12 @@ def test_refit_on_data_with_other_columns(cls):
     assert m.n_features == 5 and m.loadings().shape[0] == 5
     with pytest.raises(ValueError, match="5 columns|expects 5"):
         m.transform(np.ones((2, 6)))
+
+
+def test_warm_start_is_refused_not_ignored():
+    from pyro_gfa import SparseFA
+
+    X = np.random.default_rng(0).poisson(2.0, (30, 6)).astype(float)
+    for m in (NMF(2), LDA(2), SparseFA(2)):
+        with pytest.raises(ValueError, match="warm_start"):
+            m.fit(X, warm_start=True)

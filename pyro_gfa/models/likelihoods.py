@@ -366,7 +366,10 @@ class NegativeBinomialLikelihood(_CountComposition):
         return _RowTotalNB(self, out)
 
     def sample(self, out, total_count=None):
-        return self._nb(out, self._totals(out, total_count)).sample()
+        """Counts around ``total_count`` per row (the library size; NB row sums vary)."""
+        total = self._totals(out, total_count)
+        # _nb floors the size at 1 for the log; a row of size 0 has no counts
+        return self._nb(out, total).sample() * (total > 0).unsqueeze(-1)
 
 
 class _RowTotalNB(TorchDistribution):

@@ -40,6 +40,8 @@ class _Linear:
     def fit(self, X, seed: int | None = 0, progress: bool = False, **_ignored):
         """Fit to ``X`` (rows are observations). ``progress`` and other options of the deep
         models' ``fit`` are accepted and ignored, so the same call fits every model."""
+        if _ignored.get("warm_start"):
+            raise ValueError(f"{type(self).__name__} refits from the start: no warm_start")
         X = self._check(X, fitting=True)  # a refit may have other columns
         self.n_features = X.shape[1]
         self.estimator_ = self._make(seed).fit(X)

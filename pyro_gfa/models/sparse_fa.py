@@ -197,6 +197,8 @@ class SparseFA(NamedUnits):
             models' ``epochs``, ``batch_size``, ...); the fit is deterministic (it starts
             from the rotated principal components).
         """
+        if _ignored.get("warm_start"):
+            raise ValueError("SparseFA refits from the start (its EM takes seconds): no warm_start")
         names = feature_names_of(X)
         X = check_matrix(X, None, dtype=np.float64)  # EM in float64 from the user's values
         N, G = X.shape
