@@ -51,7 +51,7 @@ def _loadings(
     if hasattr(obj, "loadings") and callable(obj.loadings):
         L = np.abs(np.asarray(obj.loadings(), dtype=float))
         if unit_names is None:
-            # estimators without named units (gfa.NMF, gfa.LDA) have one row per feature
+            # an estimator without named units (one of the user's own): one row per feature
             unit_names = getattr(obj, "unit_names", [f"x{j}" for j in range(L.shape[0])])
         names = list(unit_names)
         try:

@@ -63,3 +63,14 @@ def test_warm_start_is_refused_not_ignored():
     for m in (NMF(2), LDA(2), SparseFA(2)):
         with pytest.raises(ValueError, match="warm_start"):
             m.fit(X, warm_start=True)
+
+
+def test_feature_names_from_a_dataframe():
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(
+        np.random.default_rng(0).poisson(2.0, (30, 4)).astype(float), columns=list("abcd")
+    )
+    m = NMF(2).fit(X)
+    assert m.unit_names == ("a", "b", "c", "d")
+    assert list(m.loadings_frame().index) == ["a", "b", "c", "d"]
+    assert m.fit(X.to_numpy()).feature_names == ("x0", "x1", "x2", "x3")  # a refit forgets them

@@ -209,7 +209,9 @@ def train(
                 break
     except FloatingPointError as err:
         module.load_state_dict(good)
-        when = f"the end of epoch {history[-1]['epoch']}" if len(history) > start else "its start"
+        when = "the start of this fit"
+        if len(history) > start:
+            when = f"the end of epoch {history[-1]['epoch']}"
         err.add_note(
             f"The fit's earlier work is kept: the model holds its parameters of {when}"
             " (try a smaller lr or sparse_lr)."

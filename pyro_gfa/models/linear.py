@@ -11,10 +11,10 @@ import numpy as np
 from sklearn.decomposition import NMF as _SkNMF
 from sklearn.decomposition import LatentDirichletAllocation
 
-from .base import check_matrix
+from .base import NamedUnits, check_matrix, feature_names_of
 
 
-class _Linear:
+class _Linear(NamedUnits):
     n_features: int | None = None
 
     def __init__(self, latent_dim: int, **kwargs):
@@ -42,8 +42,9 @@ class _Linear:
         models' ``fit`` are accepted and ignored, so the same call fits every model."""
         if _ignored.get("warm_start"):
             raise ValueError(f"{type(self).__name__} refits from the start: no warm_start")
+        names = feature_names_of(X)
         X = self._check(X, fitting=True)  # a refit may have other columns
-        self.n_features = X.shape[1]
+        self.n_features, self.feature_names_ = X.shape[1], names
         self.estimator_ = self._make(seed).fit(X)
         return self
 
