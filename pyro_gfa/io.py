@@ -127,10 +127,20 @@ def groups_from(
         lookup = {}
         if raw is not None:
             lookup = {c: j for j, c in enumerate(raw)}
+        # integer labels other than 0..n-1: an integer could be a label or a position
+        int_labels = any(isinstance(c, (int, np.integer)) for c in lookup) and list(lookup) != list(
+            range(n)
+        )
         resolved = {}
         for g, cols in spec.items():
             out = []
             for c in np.atleast_1d(np.asarray(cols, dtype=object)):
+                if isinstance(c, (int, np.integer)) and int_labels:
+                    raise ValueError(
+                        f"group {g!r}: column {c!r} is ambiguous, the DataFrame's column labels"
+                        " are integers other than 0..n-1; rename the columns to strings, or"
+                        " pass positions as a list of index lists"
+                    )
                 if isinstance(c, (int, np.integer)):
                     out.append(int(c))
                 elif c in lookup:

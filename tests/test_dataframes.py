@@ -48,6 +48,16 @@ def test_group_mapping_by_position_and_mixed():
         gfa.io.groups_from(df)
 
 
+def test_integer_column_labels_are_not_read_as_positions():
+    df = pd.DataFrame(np.zeros((3, 3)), columns=[10, 11, 0])
+    with pytest.raises(ValueError, match="ambiguous"):
+        gfa.io.groups_from(df, {"a": [0], "b": [10, 11]})
+    g = gfa.io.groups_from(df, [[2], [0, 1]])  # positions, said as such
+    assert [ix.tolist() for ix in g.index] == [[2], [0, 1]]
+    plain = pd.DataFrame(np.zeros((3, 3)))  # labels 0..2 are the positions
+    assert gfa.io.groups_from(plain, {"a": [0], "b": [1, 2]}).sizes.tolist() == [1, 2]
+
+
 def test_two_level_column_index():
     df = _frame()
     df.columns = pd.MultiIndex.from_tuples(
