@@ -30,6 +30,7 @@ import importlib.util
 import os
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -472,8 +473,6 @@ def load_movielens(min_rating: float = 4, n_items: int | None = 300) -> MovieLen
     titles = tuple(str(t) for t in meta["movie_title"])
     years = tuple(str(y) for y in meta["release_year"])
     genres = tuple(tuple(str(g).split()) for g in meta["class"])
-    from collections import Counter
-
     names = [f"{t} ({y})" if y else t for t, y in zip(titles, years)]
     # a few titles occur twice in MovieLens 100K (two ids): name those by their id too
     seen = Counter(names)
@@ -531,8 +530,6 @@ def count_matrix(
     counts : ndarray, shape (n_docs, n_words), float32
     vocabulary : tuple of str
     """
-    from collections import Counter
-
     if n_words is not None and (
         isinstance(n_words, bool) or not isinstance(n_words, (int, np.integer)) or n_words < 1
     ):

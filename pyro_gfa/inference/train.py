@@ -195,9 +195,10 @@ def train(
                 prox_sgd.step()
                 total += loss.detach() * idx.shape[0]
                 step_no += 1
-            if not all(torch.isfinite(t).all() for t in module.state_dict().values()):
+            snap = _snapshot(module)
+            if not all(torch.isfinite(t).all() for t in snap.values()):
                 raise FloatingPointError(f"a parameter became non-finite in epoch {epoch}")
-            good = _snapshot(module)
+            good = snap
             record = {
                 "epoch": epoch,
                 "loss": total.item() / n,

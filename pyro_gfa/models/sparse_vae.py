@@ -475,13 +475,10 @@ class SparseVAE(Estimator):
         lik = copy.deepcopy(self.likelihood)
         if self._fit_data is not None:
             lik.setup(self._fit_data)
-        prior = copy.deepcopy(self.prior)
-        if isinstance(prior, SpikeSlabLasso):
-            prior.em_warmup_steps = self.em_warmup * self._steps_per_epoch
         module = self.module_class(
             self.n_features,
             self.latent_dim,
-            prior,
+            self.prior,  # the module takes its own copy
             lik,
             hidden=self.hidden,
             encoder_hidden=self.encoder_hidden,
@@ -494,6 +491,8 @@ class SparseVAE(Estimator):
             **self._module_options(),
         )
         module.kl_warmup_epochs = self.kl_warmup
+        if isinstance(module.prior, SpikeSlabLasso):
+            module.prior.em_warmup_steps = self.em_warmup * self._steps_per_epoch
         return module
 
     def _module_options(self) -> dict:
