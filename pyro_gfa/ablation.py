@@ -249,7 +249,7 @@ def run_one(spec: dict, progress: bool = False) -> dict:
     row["test_mse"] = metrics.mse(data.X_test, model.reconstruct(data.X_test))
     # log p(x): importance-sampled for the deep models, exact for SparseFA (which ignores
     # num_samples); LDA's is a plug-in estimate, not comparable, so it is left out
-    if hasattr(model, "elbo") or spec["model"] == "sparse_fa":
+    if hasattr(model, "log_likelihood") and spec["model"] != "lda":
         row["test_nll"] = float(-model.log_likelihood(data.X_test, num_samples=50).mean())
     support = model.support()
     row["n_active"] = int(support.sum())

@@ -1,7 +1,9 @@
 import csv
 
+import numpy as np
 import pytest
 
+import pyro_gfa as gfa
 from pyro_gfa import ablation
 
 CONFIG = {
@@ -173,3 +175,23 @@ def test_cli_ablate_exits_non_zero_after_writing_everything(tmp_path, monkeypatc
     assert "2 of 4 runs failed" in capsys.readouterr().err
     assert "FloatingPointError" in (tmp_path / "o" / "summary.md").read_text()
     assert (tmp_path / "o" / "test_mse.png").exists()
+
+
+def test_test_nll_is_exact_for_sparse_fa_and_left_out_for_lda(tmp_path):
+    counts = np.random.default_rng(0).poisson(3.0, size=(60, 6))
+    path = tmp_path / "counts.csv"
+    np.savetxt(path, counts, delimiter=",", fmt="%d")
+    cfg = {
+        "data": {"name": "csv", "path": str(path)},
+        "fit": {"max_iter": 5},
+        "runs": [
+            {"model": "sparse_fa", "model_params": {"latent_dim": 2}, "prior": "none"},
+            {"model": "lda", "model_params": {"latent_dim": 2}},
+        ],
+    }
+    fa_spec, lda_spec = ablation.expand(cfg)
+    data = ablation.DATA["csv"](str(path), seed=0)
+    fa = gfa.SparseFA(2, prior=gfa.priors.NoPrior()).fit(data.X, max_iter=5, progress=False)
+    row = ablation.run_one(fa_spec)
+    assert row["test_nll"] == pytest.approx(-fa.log_likelihood(data.X_test).mean())
+    assert "test_nll" not in ablation.run_one(lda_spec)  # a plug-in estimate, not comparable
