@@ -93,6 +93,40 @@ def test_get_config_rebuilds():
     assert m2.groups == m.groups or m2.groups.names == m.groups.names
 
 
+@pytest.mark.parametrize(
+    "model, text",
+    [
+        (
+            gfa.SparseVAE(n_features=30, latent_dim=3, hidden=(20,)),
+            "SparseVAE(n_features=30, latent_dim=3, hidden=(20,))",
+        ),
+        (gfa.OIVAE(groups=[3, 2, 1], latent_dim=2), "OIVAE(groups=[3, 2, 1], latent_dim=2)"),
+        (gfa.SparseFA(4, min_noise=0.01), "SparseFA(latent_dim=4, min_noise=0.01)"),
+        (
+            gfa.NMF(5, beta_loss="kullback-leibler"),
+            "NMF(latent_dim=5, beta_loss='kullback-leibler')",
+        ),
+    ],
+)
+def test_repr_shows_the_arguments_that_differ_from_the_defaults(model, text):
+    assert repr(model) == text
+
+
+def test_repr_shortens_long_arguments():
+    text = repr(gfa.OIVAE(groups=list(range(1, 60)), latent_dim=2))
+    assert text.startswith("OIVAE(groups=[1, 2, 3,") and " ..., latent_dim=2)" in text
+
+
+@pytest.mark.parametrize(
+    "model", [gfa.SparseFA(3, min_noise=0.01), gfa.NMF(2, beta_loss="kullback-leibler")]
+)
+def test_get_config_rebuilds_the_linear_models(model):
+    def shown(m):
+        return {k: repr(v) for k, v in m.get_config().items()}
+
+    assert shown(type(model)(**model.get_config())) == shown(model)
+
+
 def test_anndata_input(tmp_path):
     ad = pytest.importorskip("anndata")
     df = _frame()

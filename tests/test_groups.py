@@ -47,3 +47,10 @@ def test_a_hand_built_groups_is_checked_like_a_parsed_one():
         Groups.from_spec({})
     g = Groups(index=([1], [0]), names=("a", "b"), n_features=2)  # lists become arrays
     np.testing.assert_array_equal(g.feature_group, [1, 0])
+
+
+def test_repr_gives_sizes_not_column_indices():
+    g = Groups.from_spec(list(range(1, 11)), n_features=55)
+    text = repr(g)
+    assert text.startswith("Groups(n_groups=10, n_features=55, sizes={'group0': 1, 'group1': 2,")
+    assert text.endswith("'group7': 8, ...})")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Groups:
     """A partition of ``n_features`` columns into named groups.
 
@@ -50,6 +50,15 @@ class Groups:
             )
         if len(set(self.names)) != len(self.names):
             raise ValueError("group names must be unique")
+
+    def __repr__(self) -> str:
+        # the column indices of thousands of genes would bury the structure
+        sizes = [f"{n!r}: {len(ix)}" for n, ix in zip(self.names[:8], self.index[:8])]
+        more = ", ..." if self.n_groups > 8 else ""
+        return (
+            f"Groups(n_groups={self.n_groups}, n_features={self.n_features},"
+            f" sizes={{{', '.join(sizes)}{more}}})"
+        )
 
     @property
     def n_groups(self) -> int:

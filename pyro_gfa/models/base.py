@@ -287,12 +287,49 @@ class Checkpoint:
 
 
 class NamedUnits:
-    """Names of the features and of the rows of ``loadings()`` (groups or features), for
-    every estimator that sets ``n_features`` and, when grouped, ``groups``."""
+    """What every model shares, the deep ones and the linear ones: its constructor arguments
+    (``get_config``, the ``repr``) and the names of the features and of the rows of
+    ``loadings()`` (groups or features), for every estimator that sets ``n_features`` and,
+    when grouped, ``groups``."""
 
     n_features: int
     #: column names of the data seen by ``fit`` (DataFrame or AnnData input), else ``None``
     feature_names_: tuple[str, ...] | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_records_init", False):
+            cls.__init__ = _init_recorder(init)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments of this estimator, as passed (defaults filled in).
+
+        ``type(m)(**m.get_config())`` builds an unfitted copy; :func:`pyro_gfa.save`
+        stores this (encoded as JSON) to rebuild the estimator.
+        """
+        cfg = dict(self._init_config)
+        # the resolved forms, which carry names and defaults (e.g. Groups, the prior)
+        for name in cfg:
+            value = getattr(self, name, None)
+            if isinstance(value, (Groups, Prior)):
+                cfg[name] = value
+        return cfg
+
+    def __repr__(self) -> str:
+        # as scikit-learn does: the arguments passed that differ from their defaults
+        params = inspect.signature(type(self).__init__).parameters
+        shown = []
+        for name, value in self._init_config.items():
+            default = params[name].default if name in params else inspect.Parameter.empty
+            try:
+                same = value is default or bool(value == default)
+            except Exception:  # e.g. arrays, whose == is elementwise
+                same = False
+            if not same:
+                text = repr(value)
+                shown.append(f"{name}={text if len(text) <= 80 else text[:76] + ' ...'}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -351,31 +388,9 @@ class Estimator(NamedUnits):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        init = cls.__dict__.get("__init__")
-        if init is not None and not getattr(init, "_records_init", False):
-            cls.__init__ = _init_recorder(init)
         fit = cls.__dict__.get("fit")
         if fit is not None and not getattr(fit, "_records_fit", False):
             cls.fit = _fit_recorder(fit)
-
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments of this estimator, as passed (defaults filled in).
-
-        ``type(m)(**m.get_config())`` builds an unfitted copy; :func:`pyro_gfa.save`
-        stores this (encoded as JSON) to rebuild the estimator.
-        """
-        cfg = getattr(self, "_init_config", None)
-        if cfg is None:
-            raise NotImplementedError(
-                f"{type(self).__name__} does not record its constructor arguments"
-            )
-        cfg = dict(cfg)
-        # the resolved forms, which carry names and defaults (e.g. Groups, the prior)
-        for name in cfg:
-            value = getattr(self, name, None)
-            if isinstance(value, (Groups, Prior)):
-                cfg[name] = value
-        return cfg
 
     def to_arviz(self, X, num_samples: int = 100, seed: int | None = 0, **kwargs):
         """ArviZ ``InferenceData`` of the fit on ``X``; see :func:`pyro_gfa.export.to_arviz`."""
