@@ -229,7 +229,7 @@ class SparseFA(NamedUnits):
             self.history_.append(
                 {"epoch": it, "loss": -lp / N, "log_posterior": lp, "n_active": n_active}
             )
-            bar.set_postfix(log_post=f"{lp:.6g}")
+            bar.set_postfix(log_post=f"{lp:.6g}", refresh=False)  # redrawn by update()
             change = abs(lp - self.history_[-2]["log_posterior"]) if it else math.inf
             if it == max_iter or change <= tol * abs(lp):
                 break
