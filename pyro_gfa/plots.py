@@ -289,7 +289,11 @@ def plot_history(model_or_history: Any, ax=None, *, log: bool | None = None):
     matplotlib.figure.Figure
     """
     history = getattr(model_or_history, "history_", model_or_history)
-    history = list(history)
+    if not isinstance(history, (list, tuple)):
+        raise TypeError(
+            "plot_history takes a model that records its training (history_) or a list of"
+            f" records; {type(model_or_history).__name__} records none"
+        )
     if not history:
         raise ValueError("no training history: fit the model first")
     fig, ax = _axes(ax, figsize=(6.0, 3.5))
@@ -434,6 +438,8 @@ def plot_samples(
     -------
     matplotlib.figure.Figure
     """
+    if not hasattr(model, "sample"):
+        raise TypeError(f"{type(model).__name__} has no generative model to draw samples from")
     Xn = None if X is None else _as_matrix(model, X)
     if image_shape is not None:
         S = model.sample(n, seed=seed)

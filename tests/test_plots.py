@@ -128,3 +128,12 @@ def test_bad_inputs():
         plots.plot_loadings(np.ones((3, 2)), unit_names=["a"])
     with pytest.raises(ValueError, match="history"):
         plots.plot_history([])
+
+
+def test_models_without_a_history_or_samples_say_so():
+    X = np.random.default_rng(0).uniform(size=(40, 6))
+    nmf = gfa.NMF(2).fit(X)
+    with pytest.raises(TypeError, match="NMF records none"):
+        plots.plot_history(nmf)
+    with pytest.raises(TypeError, match="NMF has no generative model"):
+        plots.plot_samples(nmf, X)

@@ -136,6 +136,18 @@ def test_names_and_plots_from_a_dataframe():
     plots.plot_history(m)
 
 
+def test_samples_have_the_model_mean_and_covariance():
+    X, _ = sparse_data(300)
+    m = SparseFA(3).fit(X, progress=False)
+    S = m.sample(200_000, seed=1)
+    W = m.loadings()
+    cov = W @ W.T + np.diag(m.noise_variance())
+    np.testing.assert_allclose(S.mean(0), m.mean_, atol=0.03)
+    np.testing.assert_allclose(np.cov(S.T), cov, atol=0.05 * np.abs(cov).max())
+    np.testing.assert_array_equal(m.sample(5, seed=2), m.sample(5, seed=2))
+    assert not np.array_equal(m.sample(5), m.sample(5))
+
+
 def test_fits_are_deterministic_and_do_not_share_prior_state():
     X, _ = sparse_data(300)
     prior = SpikeSlabLasso(200.0, 5.0)
@@ -159,8 +171,9 @@ def test_errors():
     bad[3, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         SparseFA(3).fit(bad, progress=False)
-    with pytest.raises(RuntimeError, match="not fitted"):
-        SparseFA(3).transform(X)
+    for call in (lambda m: m.transform(X), lambda m: m.sample(3)):
+        with pytest.raises(RuntimeError, match="not fitted"):
+            call(SparseFA(3))
     m = SparseFA(3).fit(X, max_iter=5, progress=False)
     with pytest.raises(ValueError, match="columns"):
         m.transform(X[:, :10])

@@ -280,6 +280,18 @@ class SparseFA(NamedUnits):
         """``(N, G)`` ``mu + W E[z | x]`` in the units of ``X``."""
         return self.mean_ + self.transform(X) @ self.loadings().T
 
+    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
+        """``(n, G)`` draws of ``x = mu + W z + e`` in the units of ``X``."""
+        self._fitted()
+        g = torch.Generator()
+        if seed is None:
+            g.seed()
+        else:
+            g.manual_seed(seed)
+        z = torch.randn(n, self.latent_dim, generator=g, dtype=self.W_.dtype)
+        e = torch.randn(n, self.n_features, generator=g, dtype=self.W_.dtype) * self.psi_.sqrt()
+        return self.mean_ + ((z @ self.W_.T + e) * self.scale_).numpy()
+
     def log_likelihood(self, X, **_ignored) -> np.ndarray:
         """``(N,)`` exact marginal log-likelihood ``log N(x; mu, W W^T + diag(psi))`` of each
         row, in the units of ``X``. The deep models' ``num_samples`` and ``seed`` are
