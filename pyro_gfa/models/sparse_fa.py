@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..priors import Lasso, NoPrior, SpikeSlabLasso
-from .base import NamedUnits, check_matrix, feature_names_of
+from .base import NamedUnits, check_matrix, feature_names_of, seeded
 
 __all__ = ["SparseFA", "e_step", "m_step_loadings", "moments", "varimax"]
 
@@ -283,13 +283,9 @@ class SparseFA(NamedUnits):
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
         """``(n, G)`` draws of ``x = mu + W z + e`` in the units of ``X``."""
         self._fitted()
-        g = torch.Generator()
-        if seed is None:
-            g.seed()
-        else:
-            g.manual_seed(seed)
-        z = torch.randn(n, self.latent_dim, generator=g, dtype=self.W_.dtype)
-        e = torch.randn(n, self.n_features, generator=g, dtype=self.W_.dtype) * self.psi_.sqrt()
+        with seeded(seed, torch.device("cpu")):
+            z = torch.randn(n, self.latent_dim, dtype=self.W_.dtype)
+            e = torch.randn(n, self.n_features, dtype=self.W_.dtype) * self.psi_.sqrt()
         return self.mean_ + ((z @ self.W_.T + e) * self.scale_).numpy()
 
     def log_likelihood(self, X, **_ignored) -> np.ndarray:
