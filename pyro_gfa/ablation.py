@@ -42,6 +42,7 @@ import json
 import math
 import time
 import tomllib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,6 +246,8 @@ def run_one(spec: dict, progress: bool = False) -> dict:
     model = _model_classes()[spec["model"]](data, prior=prior, **spec["model_params"])
     t0 = time.perf_counter()
     model.fit(data.X, seed=spec["seed"], progress=progress, **spec["fit"])
+    if getattr(model, "interrupted_", False):  # Ctrl-C stops the grid; the run is not kept
+        raise KeyboardInterrupt
     row = {"fit_s": time.perf_counter() - t0}
     row["test_mse"] = metrics.mse(data.X_test, model.reconstruct(data.X_test))
     # log p(x): importance-sampled for the deep models, exact for SparseFA (which ignores
@@ -306,7 +309,10 @@ def run_ablation(
         _write(path, fields, kept)  # same columns as now (another version), old errors out
     for spec in tqdm(todo, disable=not progress, desc="ablation"):
         try:
-            row = run_one(spec)
+            with warnings.catch_warnings():
+                # the same warning of every run of a grid (e.g. a small test set) says it once
+                warnings.simplefilter("once")
+                row = run_one(spec)
         except Exception as e:  # noqa: BLE001 - one bad run must not stop the grid
             row = {"error": f"{type(e).__name__}: {e}"}
         setting = {**spec["data_params"], **spec["grid"]}

@@ -241,6 +241,8 @@ def _read_data(args):
             if n == 0:
                 msg += "; if it holds row labels (pandas' to_csv writes them), pass --index-col 0"
             _fail(msg)
+    if df.shape[0] == 0:
+        _fail(f"{args.data} has no data rows")
     bad = [c for c in df.columns if not np.issubdtype(df[c].dtype, np.number)]
     if bad:
         _fail(
@@ -336,6 +338,14 @@ def _build(args, df, groups):
         _fail(f"cannot build {cls.__name__}: {e}")
 
 
+def _json_value(v: Any) -> Any:
+    """``v`` as JSON holds it (tuples as lists), else its ``repr`` (priors, groups)."""
+    try:
+        return json.loads(json.dumps(v))
+    except (TypeError, ValueError):
+        return repr(v)
+
+
 def _write_outputs(model, df_train, df_val, out: Path, args, fit_s: float) -> None:
     import pandas as pd
 
@@ -348,11 +358,12 @@ def _write_outputs(model, df_train, df_val, out: Path, args, fit_s: float) -> No
     L = model.loadings()
     summary: dict[str, Any] = {
         "model": type(model).__name__,
-        "config": {k: repr(v) for k, v in model.get_config().items()},
+        "config": {k: _json_value(v) for k, v in model.get_config().items()},
         "n_rows_train": int(df_train.shape[0]),
         "n_rows_val": 0 if df_val is None else int(df_val.shape[0]),
         "n_features": int(df_train.shape[1]),
         "epochs_run": len(model.history_),
+        "interrupted": model.interrupted_,
         "best_epoch": model.best_epoch_,
         "fit_seconds": round(fit_s, 2),
         "active_connections": int(model.support().sum()),
@@ -446,7 +457,17 @@ def cmd_fit(args) -> int:
                 msg += f" (the last good epoch is saved in {out / 'model.zip'})"
         _fail(msg)
     fit_s = time.perf_counter() - t0
+    if model.interrupted_ and not model.history_:
+        print("pyro-gfa: interrupted before the first epoch completed", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C, so that scripts stop
     _write_outputs(model, df_train, df_val, out, args, fit_s)
+    if model.interrupted_:
+        print(
+            f"pyro-gfa: interrupted after {len(model.history_)} epochs; the model of the last"
+            f" completed epoch and its results are in {out}/",
+            file=sys.stderr,
+        )
+        return 130
     if not args.quiet:
         print(f"fitted {type(model).__name__} in {fit_s:.1f} s; results in {out}/")
         print(model.loadings_frame().round(3).to_string())

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from pyro import poutine
 
+from ._checks import check_int
 from .inference.evaluate import replicated_traces
 from .models.base import Estimator, feature_names_of, seeded
 
@@ -54,9 +55,8 @@ def _row_log_prob(site: dict, n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _draws(est: Estimator, X: Any, num_samples: int, chunk_rows: int) -> dict[str, Any]:
+def _draws(est: Estimator, x_np: np.ndarray, num_samples: int, chunk_rows: int) -> dict[str, Any]:
     m = est._fitted()
-    x_np = est._check(X)
     tensors = est._tensors(x_np, est.device)
     S = num_samples
     latents: dict[str, list] = {}
@@ -110,17 +110,19 @@ def to_arviz(
     Parameters
     ----------
     est
-        A fitted estimator.
+        A fitted Pyro estimator (not ``SparseFA``, ``NMF`` or ``LDA``, which have no Pyro
+        model to trace).
     X
         Rows to describe (any input ``fit`` accepts).
     num_samples
-        Draws ``S`` of the latents per row.
+        Draws ``S`` of the latents per row (a positive int).
     seed
         Seed of the draws (the caller's RNG is left untouched).
     chunk_rows
-        Rows x draws evaluated at once (memory bound).
+        Rows x draws evaluated at once (memory bound; a positive int).
     obs_names
-        Labels of the rows (default: the DataFrame index, else ``0..N-1``).
+        Labels of the rows, one per row of ``X`` (default: the DataFrame index, else
+        ``0..N-1``).
 
     Returns
     -------
@@ -128,15 +130,31 @@ def to_arviz(
         Groups ``posterior``, ``posterior_predictive``, ``observed_data`` and
         ``log_likelihood``, draws shaped ``(chain=1, draw=S)``; see the module docstring
         for what they mean.
+
+    Raises
+    ------
+    TypeError
+        If ``est`` is not one of the Pyro models.
+    ValueError
+        If ``num_samples`` or ``chunk_rows`` is not a positive int, or ``obs_names`` does
+        not have one label per row of ``X``.
     """
     import arviz as az
 
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if not isinstance(est, Estimator):
+        raise TypeError(
+            "to_arviz covers the Pyro models (OIVAE, FactVAE, SparseVAE, VAE, VSC, ...),"
+            f" not a {type(est).__name__}, which has no Pyro model to draw from"
+        )
+    check_int(num_samples, "num_samples")
+    check_int(chunk_rows, "chunk_rows")
     m = est._fitted()
+    x_np = est._check(X)
+    n = x_np.shape[0]
+    if obs_names is not None and len(obs_names) != n:
+        raise ValueError(f"obs_names has {len(obs_names)} labels but X has {n} rows")
     with seeded(seed, est.device):
-        d = _draws(est, X, num_samples, chunk_rows)
-    n = next(iter(d["observed"].values())).shape[0]
+        d = _draws(est, x_np, num_samples, chunk_rows)
     if obs_names is None:
         index = getattr(X, "index", None) if feature_names_of(X) is not None else None
         if index is None and hasattr(X, "obs_names"):

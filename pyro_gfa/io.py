@@ -106,6 +106,8 @@ def groups_from(
     ('arm', 'leg')
     """
     names = feature_names_of(X)
+    if names is None and np.ndim(X) != 2:
+        raise ValueError(f"X must be 2-d (rows x columns), got shape {np.shape(X)}")
     n = len(names) if names is not None else np.shape(X)[1]
     if isinstance(spec, str):
         if not _is_anndata(X):
@@ -382,7 +384,7 @@ def save(est: Estimator, path: str | Path) -> Path:
     path = Path(path)
     meta = json.dumps(_meta(est), indent=1)
     weights = _weights_bytes(est) if est.module is not None else None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_target(path)
     if path.suffix == ".zip":
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(fd)
@@ -396,14 +398,6 @@ def save(est: Estimator, path: str | Path) -> Path:
             if os.path.exists(tmp):
                 os.remove(tmp)
         return path
-    if path.exists():
-        if not path.is_dir():
-            raise FileExistsError(f"{path} exists and is not a directory")
-        # weights.pt alone is what a save interrupted below leaves: still a model folder
-        if any(path.iterdir()) and not ((path / META).exists() or (path / WEIGHTS).exists()):
-            raise FileExistsError(
-                f"{path} is a non-empty directory that holds no pyro-gfa model; not overwriting"
-            )
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         (tmp / META).write_text(meta)
@@ -424,6 +418,27 @@ def save(est: Estimator, path: str | Path) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp)
     return path
+
+
+def check_target(path: str | Path) -> None:
+    """Fail now if :func:`save` could not write ``path``, leaving any file there as it is.
+
+    Creates the parent directory and a temporary file in it (removed at once); refuses an
+    existing file where a directory is meant and a non-empty directory holding no model.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix != ".zip" and path.exists():
+        if not path.is_dir():
+            raise FileExistsError(f"{path} exists and is not a directory")
+        # weights.pt alone is what an interrupted save leaves: still a model folder
+        if any(path.iterdir()) and not ((path / META).exists() or (path / WEIGHTS).exists()):
+            raise FileExistsError(
+                f"{path} is a non-empty directory that holds no pyro-gfa model; not overwriting"
+            )
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    os.remove(tmp)
 
 
 def _read(path: Path) -> tuple[dict, bytes | None]:

@@ -55,8 +55,20 @@ def _to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _as_2d(x: Any, name: str) -> np.ndarray:
+def _as_numeric(x: Any, name: str) -> np.ndarray:
+    """``x`` as a numeric numpy array (dtype kept); NaN, inf or a non-numeric dtype raise,
+    naming ``name``: a diverged model's NaN codes would otherwise score silently."""
     arr = _to_numpy(x)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise ValueError(f"{name} contains NaN or inf ({bad} of {arr.size} entries)")
+    return arr
+
+
+def _as_2d(x: Any, name: str) -> np.ndarray:
+    arr = _as_numeric(x, name)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -107,10 +119,10 @@ def mse(x_true: Any, x_pred: Any) -> float:
     Raises
     ------
     ValueError
-        If the shapes differ or the arrays are empty.
+        If the shapes differ, the arrays are empty or contain NaN or inf.
     """
-    a = _to_numpy(x_true).astype(np.float64)
-    b = _to_numpy(x_pred).astype(np.float64)
+    a = _as_numeric(x_true, "x_true").astype(np.float64)
+    b = _as_numeric(x_pred, "x_pred").astype(np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch: x_true {a.shape} vs x_pred {b.shape}")
     if a.size == 0:
@@ -399,8 +411,8 @@ def dci_from_importance(importance: Any) -> DCIResult:
     r = _as_2d(importance, "importance").astype(np.float64)
     if r.size == 0:
         raise ValueError("importance matrix is empty")
-    if not np.all(np.isfinite(r)) or np.any(r < 0):
-        raise ValueError("importance must be finite and non-negative")
+    if np.any(r < 0):
+        raise ValueError("importance must be non-negative")
     k_code, k_factor = r.shape
 
     code_tot = r.sum(axis=1)
@@ -493,8 +505,6 @@ def dci(
         raise ValueError(f"z and factors need the same number of rows, got {n} and {f.shape[0]}")
     if c.shape[1] == 0 or f.shape[1] == 0:
         raise ValueError("z and factors need at least one column each")
-    if not (np.all(np.isfinite(c)) and np.all(np.isfinite(f))):
-        raise ValueError("z and factors must be finite")
     if not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size must be in (0, 1), got {test_size}")
     n_test = int(round(test_size * n))
@@ -627,21 +637,35 @@ def factors_recovered(
         ``(N, K_code)`` estimated codes (e.g. posterior means on held-out data).
     factors : array_like or torch.Tensor
         ``(N, K_true)`` true factors.
-    active : array_like of bool, optional
-        ``(K_code,)`` which codes the model uses (e.g. columns of the support with an active
-        entry); all codes by default.
+    active : array_like of bool or int, optional
+        Which codes the model uses (e.g. columns of the support with an active entry): a
+        ``(K_code,)`` boolean mask or the codes' column indices; all codes by default.
     threshold : float, default 0.7
-        Minimum absolute rank correlation.
+        Minimum absolute rank correlation, in [0, 1].
 
     Returns
     -------
     numpy.ndarray
         ``(K_true,)`` bool.
+
+    Raises
+    ------
+    ValueError
+        If ``z`` or ``factors`` contain NaN or inf or differ in rows, ``active`` is neither
+        a mask of length ``K_code`` nor distinct indices in ``0..K_code-1``, or
+        ``threshold`` is not in [0, 1].
     """
     c = _as_2d(z, "z").astype(np.float64)
     f = _as_2d(factors, "factors").astype(np.float64)
+    if c.shape[0] != f.shape[0]:
+        raise ValueError(
+            f"z and factors need the same number of rows, got {c.shape[0]} and {f.shape[0]}"
+        )
+    real = isinstance(threshold, (int, float, np.integer, np.floating))
+    if isinstance(threshold, bool) or not (real and 0.0 <= threshold <= 1.0):
+        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
     if active is not None:
-        c = c[:, np.asarray(active, dtype=bool)]
+        c = c[:, _code_columns(active, c.shape[1])]
     out = np.zeros(f.shape[1], dtype=bool)
     if c.shape[1] == 0:
         return out
@@ -654,6 +678,31 @@ def factors_recovered(
         if j >= 0:
             out[k] = m.similarity[j, k] >= threshold
     return out
+
+
+def _code_columns(active: Any, k: int) -> np.ndarray:
+    """``active`` as a boolean mask or column indices of ``k`` codes, checked."""
+    a = _to_numpy(active)
+    if a.ndim != 1:
+        raise ValueError(f"active must be 1-d (a mask or column indices), got shape {a.shape}")
+    if a.dtype == bool:
+        if a.size != k:
+            raise ValueError(f"active is a boolean mask of length {a.size}, but z has {k} codes")
+        return a
+    if a.size == 0:
+        return a.astype(np.int64)
+    if a.dtype.kind not in "iu":
+        raise ValueError(
+            f"active must be a boolean mask of length {k} or integer code indices,"
+            f" got dtype {a.dtype}"
+        )
+    if a.min() < 0 or a.max() >= k or np.unique(a).size != a.size:
+        # 0/1 integers meant as a mask land here too (repeated indices)
+        raise ValueError(
+            f"active must hold distinct code indices in 0..{k - 1} (or be a boolean mask),"
+            f" got {a.tolist()}"
+        )
+    return a
 
 
 def heldout_nll(model: Any, X: Any, num_samples: int = 100, seed: int = 0) -> float:

@@ -14,14 +14,21 @@ latents come from the estimator (DataFrame columns, group names) unless given.
 - :func:`plot_reconstructions`, :func:`plot_samples`: reconstructions and samples against
   the data (as images when ``image_shape`` is given);
 - :func:`plot_factor_graph`: the bipartite graph of latents and groups.
+
+In Jupyter, a cell whose last line is a bare call such as ``plots.plot_loadings(m)`` shows
+the figure twice: once drawn by pyplot's inline backend and once as the returned
+``Figure``. Assign the result (``fig = plots.plot_loadings(m)``) or end the line with
+``;``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from ._checks import check_int
 
 __all__ = [
     "factor_order",
@@ -64,6 +71,11 @@ def _loadings(
             raise ValueError(f"loadings must be 2-d (units x latents), got shape {L.shape}")
         names = [f"g{g}" for g in range(L.shape[0])] if unit_names is None else list(unit_names)
         support = L > 0
+    if not np.isfinite(L).all():
+        raise ValueError(
+            f"loadings contain NaN or inf ({int((~np.isfinite(L)).sum())} of {L.size} entries):"
+            " the model may have diverged (refit, e.g. with a smaller learning rate)"
+        )
     if len(names) != L.shape[0]:
         raise ValueError(f"{len(names)} unit names for {L.shape[0]} rows of loadings")
     lat = [f"z{k}" for k in range(L.shape[1])] if latent_names is None else list(latent_names)
@@ -83,6 +95,8 @@ def factor_order(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows, cols : ndarray of int
     """
     L = np.abs(np.asarray(L, dtype=float))
+    if L.ndim != 2:
+        raise ValueError(f"L must be 2-d (units x latents), got shape {L.shape}")
     cols = np.argsort(-L.sum(0), kind="stable")
     Lc = L[:, cols]
     top = Lc.argmax(1)
@@ -188,8 +202,7 @@ def top_units(
     """
     import pandas as pd
 
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    check_int(k, "k")
     L, names, lat, support = _loadings(model, unit_names, latent_names)
     _, cols = factor_order(L)
     out = []
@@ -242,6 +255,7 @@ def plot_top_units(
     -------
     matplotlib.figure.Figure
     """
+    check_int(max_factors, "max_factors")
     table = top_units(model, k, unit_names=unit_names, latent_names=latent_names)
     factors = list(dict.fromkeys(table["latent"]))[:max_factors]
     table = table[table["latent"].isin(factors)]
@@ -296,6 +310,12 @@ def plot_history(model_or_history: Any, ax=None, *, log: bool | None = None):
         )
     if not history:
         raise ValueError("no training history: fit the model first")
+    for i, r in enumerate(history):
+        if not isinstance(r, Mapping) or not {"epoch", "loss"} <= r.keys():
+            raise ValueError(
+                "history records must be dicts with at least 'epoch' and 'loss' keys (as in"
+                f" a model's history_); record {i} is {r!r}"
+            )
     fig, ax = _axes(ax, figsize=(6.0, 3.5))
     epochs = np.array([r["epoch"] for r in history]) + 1
     loss = np.array([r["loss"] for r in history], dtype=float)
@@ -374,6 +394,7 @@ def plot_reconstructions(
     -------
     matplotlib.figure.Figure
     """
+    check_int(n, "n")
     Xn = _as_matrix(model, X)
     R = model.reconstruct(Xn)
     rng = np.random.default_rng(seed)
@@ -440,6 +461,8 @@ def plot_samples(
     """
     if not hasattr(model, "sample"):
         raise TypeError(f"{type(model).__name__} has no generative model to draw samples from")
+    check_int(n, "n")
+    check_int(max_features, "max_features")
     Xn = None if X is None else _as_matrix(model, X)
     if image_shape is not None:
         S = model.sample(n, seed=seed)
@@ -503,6 +526,8 @@ def plot_factor_graph(
     -------
     matplotlib.figure.Figure
     """
+    if not 0.0 <= min_share <= 1.0:
+        raise ValueError(f"min_share must be in [0, 1], got {min_share!r}")
     L, names, lat, support = _loadings(model, unit_names, latent_names)
     rows, cols = factor_order(L)
     top = L.max() if L.size and L.max() > 0 else 1.0

@@ -45,8 +45,11 @@ def test_fit_writes_model_tables_and_figures(csv):
     assert list(L.index) == ["first", "second", "noise"] and L.shape == (3, 3)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_rows_train"] == 90 and summary["n_rows_val"] == 30
-    assert summary["epochs_run"] == 4
+    assert summary["epochs_run"] == 4 and summary["interrupted"] is False
     assert summary["standardize"] is True
+    assert (
+        summary["config"]["latent_dim"] == 3 and summary["config"]["prior"] == "GroupLasso(lam=2.0)"
+    )
     # the column means and SDs that turn new rows into what the model was fitted on
     raw = pd.read_csv(csv / "data.csv", index_col="id")
     scale = pd.read_csv(out / "standardize.csv", index_col=0)
@@ -175,3 +178,43 @@ def test_other_models(csv, model, prior):
     m = gfa.load(out / "model.zip")
     assert m.feature_names == tuple("abcdef")
     assert len(pd.read_csv(out / "loadings.csv", index_col=0)) == (6 if model == "sparsevae" else 3)
+
+
+def test_ctrl_c_keeps_the_results_and_exits_130(csv, capsys, monkeypatch):
+    from pyro_gfa.inference.train import ProximalSGD
+
+    real, calls = ProximalSGD.step, [0]
+
+    def step(self):
+        calls[0] += 1
+        if calls[0] == 2 * 4 + 1:  # 4 steps per epoch: Ctrl-C in epoch 2
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(ProximalSGD, "step", step)
+    out = csv / "out"
+    args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "-k", "2"]
+    args += ["--epochs", "50", "--batch-size", "32", "--no-plots", "-q", "--out", str(out)]
+    with pytest.warns(UserWarning, match="interrupted"):
+        assert main(args) == 130
+    assert "interrupted after 2 epochs" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["epochs_run"] == 2
+    assert len(gfa.load(out / "model.zip").history_) == 2
+
+
+def test_python_dash_m_runs_the_command():
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "pyro_gfa", "--version"], capture_output=True, text=True, check=True
+    )
+    assert run.stdout.startswith("pyro-gfa ")
+
+
+def test_a_csv_with_a_header_and_no_rows_is_reported(tmp_path, capsys):
+    (tmp_path / "h.csv").write_text("a,b,c\n")
+    with pytest.raises(SystemExit):
+        main(["fit", "--data", str(tmp_path / "h.csv"), "--out", str(tmp_path / "o")])
+    assert "has no data rows" in capsys.readouterr().err

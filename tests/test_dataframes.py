@@ -46,6 +46,8 @@ def test_group_mapping_by_position_and_mixed():
         gfa.io.groups_from(df, {"A": ["nope"], "B": ["b1"]})
     with pytest.raises(ValueError, match="no group specification"):
         gfa.io.groups_from(df)
+    with pytest.raises(ValueError, match=r"X must be 2-d \(rows x columns\), got shape \(6,\)"):
+        gfa.io.groups_from(np.zeros(6), [3, 3])
 
 
 def test_integer_column_labels_are_not_read_as_positions():
@@ -169,3 +171,15 @@ def test_names_kept_by_models_that_convert_before_fitting(name, tmp_path):
     for k, v in vars(m).items():  # fitted arrays (e.g. the Sparse VAE's code_kl_) come back
         if k.endswith("_") and not k.startswith("_") and isinstance(v, np.ndarray):
             np.testing.assert_array_equal(getattr(m2, k), v)
+
+
+def test_pandas_missing_values_are_nan_and_text_columns_are_named():
+    X = np.random.default_rng(0).normal(size=(24, 6)).round()
+    df = pd.DataFrame(X, columns=list("abcdef")).astype("Int64")
+    df.iloc[0, :2] = pd.NA  # the whole first group of row 0
+    m = gfa.FactVAE(groups=[2, 2, 2], latent_dim=2).fit(df, epochs=1, progress=False)
+    assert not m.observed_mask(df)[0, 0] and m.observed_mask(df)[1:].all()
+    with pytest.raises(ValueError, match="2 NaN or infinite values"):
+        gfa.OIVAE(groups=[2, 2, 2], latent_dim=2).fit(df, epochs=1, progress=False)
+    with pytest.raises(TypeError, match=r"non-numeric columns \['label'\]"):
+        gfa.OIVAE(groups=[2, 2, 3], latent_dim=2).fit(df.assign(label="x"), progress=False)

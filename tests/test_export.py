@@ -104,6 +104,27 @@ def test_unfitted_raises():
         m.to_arviz(np.zeros((3, 4)))
 
 
+def test_bad_arguments_are_refused(fitted):
+    m, df = fitted
+    X = df.iloc[:5]
+    with pytest.raises(ValueError, match="obs_names has 2 labels but X has 5 rows"):
+        m.to_arviz(X, num_samples=2, obs_names=["a", "b"])
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="chunk_rows must be an integer >= 1"):
+            m.to_arviz(X, num_samples=2, chunk_rows=bad)
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1"):
+        m.to_arviz(X, num_samples=2.5)
+    idata = m.to_arviz(X, num_samples=2, obs_names=list("vwxyz"))
+    assert list(idata.posterior["z"].coords["obs"].values) == list("vwxyz")
+
+
+def test_linear_models_are_refused():
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    sfa = gfa.SparseFA(2).fit(X, progress=False)
+    with pytest.raises(TypeError, match="to_arviz covers the Pyro models .* not a SparseFA"):
+        gfa.export.to_arviz(sfa, X, num_samples=2)
+
+
 def test_arviz_1x_api(fitted, monkeypatch):
     """ArviZ 1.x (``arviz_base.from_dict`` returning a DataTree) gets the same groups."""
     arviz_base = pytest.importorskip("arviz_base")

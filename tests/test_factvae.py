@@ -336,3 +336,44 @@ def test_restarts_with_missing_groups():
     m.fit(X, epochs=2, progress=False, seed=0, n_restarts=2)
     assert len(m.restart_elbos_) == 2
     assert m.elbo(X, seed=0).mean() == pytest.approx(max(m.restart_elbos_), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(encoder_hidden=(-1,)), "encoder_hidden"),
+        (dict(encoder_hidden=(0,)), "encoder_hidden"),
+        (dict(generator_hidden=(2.5,)), "generator_hidden"),
+        (dict(precision_baseline=float("inf")), "precision_baseline"),
+        (dict(precision_baseline=float("nan")), "precision_baseline"),
+        (dict(precision_baseline=0.0), "precision_baseline"),
+        (dict(group_dropout=1.0), "group_dropout"),
+        (dict(group_dropout=float("nan")), "group_dropout"),
+        (dict(sigma_init=-1.0), "sigma_init"),
+        (dict(p=np.float64(2)), "p must"),
+    ],
+)
+def test_bad_hyperparameters_fail_in_the_constructor(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gfa.FactVAE([2, 2, 2], 2, **kwargs)
+
+
+def test_reconstruct_needs_a_positive_integer_num_samples():
+    X = np.random.default_rng(0).normal(size=(24, 6)).astype(np.float32)
+    m = gfa.FactVAE([2, 2, 2], 2).fit(X, epochs=1, progress=False)
+    for bad in (2.7, -1, 0, True):
+        with pytest.raises(ValueError, match="num_samples"):
+            m.reconstruct(X, num_samples=bad)
+    assert m.impute(X, num_samples=np.int64(2)).shape == (2, 24, 6)
+
+
+def test_fit_refuses_a_group_never_observed():
+    X = np.random.default_rng(0).normal(size=(24, 6)).astype(np.float32)
+    m = gfa.FactVAE({"a": [0, 1], "b": [2, 3], "c": [4, 5]}, 2)
+    Xn = X.copy()
+    Xn[:, 4:] = np.nan
+    with pytest.raises(ValueError, match=r"groups \['c'\] are missing .* every training row"):
+        m.fit(Xn, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"groups \['a', 'c'\]"):
+        m.fit(X, observed=["b"], epochs=1, progress=False)
+    assert m.module is None  # nothing was fitted

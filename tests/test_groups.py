@@ -54,3 +54,64 @@ def test_repr_gives_sizes_not_column_indices():
     text = repr(g)
     assert text.startswith("Groups(n_groups=10, n_features=55, sizes={'group0': 1, 'group1': 2,")
     assert text.endswith("'group7': 8, ...})")
+
+
+@pytest.mark.parametrize("n", ["6", 6.0, True])
+def test_n_features_must_be_a_true_integer(n):
+    with pytest.raises(ValueError, match=r"n_features must be an integer >= 1, got"):
+        Groups.from_spec([3, 3], n_features=n)
+    with pytest.raises(ValueError, match="n_features must be an integer"):
+        Groups(index=([0, 1, 2], [3, 4, 5]), names=("a", "b"), n_features=n)
+
+
+def test_n_features_is_stored_as_an_int():
+    g = Groups.from_spec([3, 3], n_features=np.int64(6))
+    assert type(g.n_features) is int and g.n_features == 6
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ([True, True], r"group sizes must be positive ints, got \[True, True\]"),
+        ([2.0, 2.0, 2.0], r"group sizes must be positive ints, got \[2.0, 2.0, 2.0\]"),
+        ([2, [2, 3]], "mixes sizes and column lists"),
+        ([[0.0, 1.0], [2.0]], r"unknown column 0.0 \(a column is an int index"),
+        ([[[0, 1]], [[2]]], "expected a flat list of columns"),
+    ],
+)
+def test_bad_group_sizes_and_lists_name_what_is_accepted(spec, match):
+    with pytest.raises(ValueError, match=match):
+        Groups.from_spec(spec)
+
+
+@pytest.mark.parametrize("spec", [6, "abc", None])
+def test_a_spec_of_the_wrong_kind_names_the_accepted_forms(spec):
+    with pytest.raises(TypeError, match="list of group sizes .* mapping name -> columns"):
+        Groups.from_spec(spec)
+
+
+def test_a_hand_built_groups_refuses_float_indices():
+    with pytest.raises(ValueError, match="must be a flat list of integers"):
+        Groups(index=([0.5], [1]), names=("a", "b"), n_features=2)
+
+
+def test_models_pass_n_features_through_the_check():
+    import pyro_gfa as gfa
+
+    with pytest.raises(ValueError, match="n_features must be an integer >= 1, got '6'"):
+        gfa.OIVAE([3, 3], 2, n_features="6")
+
+
+def test_bar_data_generators_check_their_integer_arguments():
+    import pyro_gfa as gfa
+
+    for size in (0, -1, 2.5):
+        with pytest.raises(ValueError, match=r"size must be an integer >= 1, got"):
+            gfa.data.bar_groups(size)
+    with pytest.raises(ValueError, match=r"n must be an integer >= 1, got 2.5 \(float\)"):
+        gfa.data.make_bars(2.5)
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0, got 'a' \(str\)"):
+        gfa.data.make_bars(5, seed="a")
+    with pytest.raises(ValueError, match=r"n must be an integer >= 1, got 2.5"):
+        gfa.data.make_quadrant_bars(2.5)
+    assert gfa.data.make_bars(np.int64(3), seed=None)[0].shape == (3, 64)

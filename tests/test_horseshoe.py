@@ -80,3 +80,17 @@ def test_log_prob_is_gaussian_given_scales_and_prox_is_the_implicit_step():
 def test_bad_hyperparameters(kw):
     with pytest.raises(ValueError):
         Horseshoe(**kw)
+
+
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        (dict(b_global=math.inf), "b_global"),
+        (dict(b_local="a"), "b_local"),
+        (dict(reference_scale=0.0), "reference_scale"),
+        (dict(reference_scale=True), "reference_scale"),
+    ],
+)
+def test_bad_hyperparameters_are_named(kw, name):
+    with pytest.raises(ValueError, match=f"{name} must be > 0"):
+        Horseshoe(**kw)

@@ -233,20 +233,6 @@ def test_validation_without_patience_only_records(data):
     assert np.isfinite(m.history_[1]["val_elbo"])
 
 
-def test_interrupted_fit_returns_the_model(data):
-    m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=3)
-
-    def interrupt(epoch, record):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return False
-
-    with pytest.warns(UserWarning, match="interrupted"):
-        out = m.fit(data, epochs=20, progress=False, callback=interrupt)
-    assert out is m and len(m.history_) == 3
-    assert m.transform(data[:4]).shape == (4, 3)
-
-
 def _other_models():
     from pyro_gfa.data.synthetic_sparse import make_sparse_vae_data
 

@@ -187,3 +187,30 @@ def test_negative_binomial_samples_scale_with_the_row_size():
     assert torch.all(draws[:, 0] == 0)  # a row of size 0 has no counts
     expect = torch.tensor([10.0, 200.0])[:, None] * torch.softmax(out[1:], -1)
     torch.testing.assert_close(draws[:, 1:].mean(0), expect, rtol=0.1, atol=0.3)
+
+
+def test_total_count_is_refused_where_unused_and_checked_where_used():
+    out = torch.zeros(2, 3)
+    for lik in (GaussianLikelihood(3), BernoulliLikelihood()):
+        with pytest.raises(ValueError, match=f"the {lik.name} likelihood does not use it"):
+            lik.sample(out, total_count=4)
+    for lik in (MultinomialLikelihood(), NegativeBinomialLikelihood(3)):
+        for bad in (True, "a", float("inf"), [1.5, 2]):
+            with pytest.raises(ValueError, match="total_count must hold non-negative integers"):
+                lik.sample(out, total_count=bad)
+        assert lik.sample(torch.zeros(0, 3), total_count=4).shape == (0, 3)  # no rows
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(nu=float("nan")), "nu"),
+        (dict(xi=float("inf")), "xi"),
+        (dict(xi=0.0), "xi"),
+        (dict(sigma_init=[1.0]), "sigma_init"),
+        (dict(sigma_init=True), "sigma_init"),
+    ],
+)
+def test_gaussian_hyperparameters_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GaussianLikelihood(3, **kwargs)

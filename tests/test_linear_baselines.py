@@ -56,13 +56,16 @@ def test_refit_on_data_with_other_columns(cls):
         m.transform(np.ones((2, 6)))
 
 
-def test_warm_start_is_refused_not_ignored():
+def test_warm_start_and_misspelt_options_are_refused_not_ignored():
     from pyro_gfa import SparseFA
 
     X = np.random.default_rng(0).poisson(2.0, (30, 6)).astype(float)
     for m in (NMF(2), LDA(2), SparseFA(2)):
         with pytest.raises(ValueError, match="warm_start"):
             m.fit(X, warm_start=True)
+        with pytest.raises(TypeError, match=r"unexpected keyword arguments \['epcohs'\]"):
+            m.fit(X, epcohs=3)
+        m.fit(X, epochs=3, batch_size=8, progress=False)  # the deep models' options pass
 
 
 def test_feature_names_from_a_dataframe():
@@ -74,3 +77,11 @@ def test_feature_names_from_a_dataframe():
     assert m.unit_names == ("a", "b", "c", "d")
     assert list(m.loadings_frame().index) == ["a", "b", "c", "d"]
     assert m.fit(X.to_numpy()).feature_names == ("x0", "x1", "x2", "x3")  # a refit forgets them
+
+
+@pytest.mark.parametrize("cls", [NMF, LDA])
+def test_latent_dim_is_an_integer_not_a_bool(cls):
+    for bad in (True, 2.0, 0):
+        with pytest.raises(ValueError, match="latent_dim"):
+            cls(bad)
+    assert cls(np.int64(2)).latent_dim == 2

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from pyro_gfa.metrics import (
+    anchor_report,
     dci,
     dci_from_importance,
+    factors_recovered,
     match_columns,
     mse,
     support_f1,
@@ -274,3 +276,74 @@ def test_support_f1_rejects_a_matching_that_uses_a_column_twice():
     )
     with pytest.raises(ValueError, match="two true factors"):
         support_f1(est, true, matching=bad)
+
+
+# ------------------------------------------------------------------- bad input: NaN, active
+def test_nan_inputs_are_refused_naming_the_argument():
+    rng = np.random.default_rng(0)
+    z, f = rng.random((20, 3)), rng.random((20, 2))
+    nan = z.copy()
+    nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"x_pred contains NaN or inf \(1 of 2 entries\)"):
+        mse(np.ones(2), np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="x_true must be numeric"):
+        mse(["a"], ["b"])
+    with pytest.raises(ValueError, match="est contains NaN or inf"):
+        match_columns(nan, f)
+    with pytest.raises(ValueError, match="truth contains NaN or inf"):
+        match_columns(f, np.full((20, 2), np.inf))
+    with pytest.raises(ValueError, match="z contains NaN or inf"):
+        factors_recovered(nan, f)
+    with pytest.raises(ValueError, match="factors contains NaN or inf"):
+        factors_recovered(f, nan)
+    with pytest.raises(ValueError, match="z contains NaN or inf"):
+        dci(nan, f)
+    with pytest.raises(ValueError, match="est_support contains NaN or inf"):
+        support_f1(np.array([[np.nan, 1.0]]), np.ones((1, 2), bool))
+    with pytest.raises(ValueError, match="support contains NaN or inf"):
+        anchor_report(np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="importance contains NaN or inf"):
+        dci_from_importance(np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match="est contains NaN or inf"):
+        match_columns(z, f).align(nan)
+
+
+def test_factors_recovered_active_as_mask_or_indices():
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((200, 2))
+    codes = np.c_[rng.standard_normal(200), Z[:, 1], Z[:, 0]]
+    assert factors_recovered(codes, Z, active=[False, True, True]).tolist() == [True, True]
+    assert factors_recovered(codes, Z, active=[2, 1]).tolist() == [True, True]
+    assert factors_recovered(codes, Z, active=np.array([1])).tolist() == [False, True]
+    assert factors_recovered(codes, Z, active=[0]).tolist() == [False, False]
+    assert factors_recovered(codes, Z, active=[]).tolist() == [False, False]
+
+
+@pytest.mark.parametrize(
+    "active, match",
+    [
+        ([True, False], "boolean mask of length 2, but z has 3 codes"),
+        ([1, 0, 1], r"distinct code indices in 0\.\.2 \(or be a boolean mask\), got \[1, 0, 1\]"),
+        ([3], r"distinct code indices in 0\.\.2"),
+        ([-1], r"distinct code indices in 0\.\.2"),
+        ([0.5], "boolean mask of length 3 or integer code indices, got dtype float64"),
+        ([[True, False, True]], "active must be 1-d"),
+    ],
+)
+def test_factors_recovered_rejects_a_bad_active(active, match):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=match):
+        factors_recovered(rng.random((10, 3)), rng.random((10, 2)), active=active)
+
+
+@pytest.mark.parametrize("threshold", [2, -0.1, float("nan"), "0.7", True])
+def test_factors_recovered_threshold_is_checked(threshold):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\]"):
+        factors_recovered(rng.random((10, 3)), rng.random((10, 2)), threshold=threshold)
+
+
+def test_factors_recovered_rows_must_match():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="same number of rows, got 10 and 12"):
+        factors_recovered(rng.random((10, 3)), rng.random((12, 2)))

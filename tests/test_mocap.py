@@ -89,3 +89,13 @@ def test_select_and_unknown_clip():
             d.select(bad)
     with pytest.raises(ValueError, match="selected twice"):
         d.select(["run", d.clip_names.index("run")])
+
+
+@needs_pybullet
+def test_a_single_clip_name_and_an_empty_list():
+    d = mocap.load_mocap("walk")
+    assert d.clip_names == ("walk",)
+    assert d.frames.shape[0] > 0 and set(np.unique(d.clip)) == {0}
+    assert mocap.load_mocap(["walk", "run"]).select("run").clip_names == ("run",)
+    with pytest.raises(ValueError, match="clips is empty: name at least one clip"):
+        mocap.load_mocap([])

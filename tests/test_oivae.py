@@ -174,20 +174,6 @@ def test_same_seed_same_fit_and_fits_share_no_state():
     assert torch.rand(1) == before
 
 
-def test_interrupted_fit_keeps_the_model():
-    X, _ = gfa.data.make_bars(128, size=4, seed=0)
-    m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
-
-    def interrupt(epoch, record):
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    with pytest.warns(UserWarning, match="interrupted"):
-        m.fit(X, epochs=10, progress=False, callback=interrupt)
-    assert len(m.history_) == 3
-    assert m.transform(X).shape == (128, 3)
-
-
 def test_non_finite_objective_fails_clearly_and_keeps_earlier_work(tmp_path):
     X, _ = gfa.data.make_bars(128, size=4, seed=0)
     m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
@@ -364,3 +350,28 @@ def test_warm_start_continues_a_loaded_checkpoint(tmp_path):
     assert not torch.equal(start["W"], resumed.module.W.detach())
     with pytest.raises(ValueError, match="n_restarts"):
         resumed.fit(X, epochs=1, progress=False, warm_start=True, n_restarts=2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(encoder_hidden=(0,)), "encoder_hidden"),  # fits, but ignores its input
+        (dict(encoder_hidden=(2.5,)), "encoder_hidden"),
+        (dict(generator_hidden=(-3,)), "generator_hidden"),
+        (dict(generator_hidden=4), "generator_hidden"),
+        (dict(generator_hidden=(True,)), "generator_hidden"),
+        (dict(p=True), "p must"),
+        (dict(p=2.0), "p must"),
+        (dict(sigma_init=float("inf")), "sigma_init"),
+        (dict(sigma_init="x"), "sigma_init"),
+    ],
+)
+def test_bad_hyperparameters_fail_in_the_constructor(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gfa.OIVAE([2, 2], 2, **kwargs)
+
+
+def test_numpy_integers_are_integers():
+    m = gfa.OIVAE([2, 2], np.int64(2), p=np.int64(2), generator_hidden=[np.int32(3)])
+    assert (m.latent_dim, m.p, m.generator_hidden) == (2, 2, (3,))
+    assert all(type(v) is int for v in (m.latent_dim, m.p, *m.generator_hidden))

@@ -137,3 +137,42 @@ def test_models_without_a_history_or_samples_say_so():
         plots.plot_history(nmf)
     with pytest.raises(TypeError, match="NMF has no generative model"):
         plots.plot_samples(nmf, X)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m, X: plots.plot_reconstructions(m, X, n=0), r"n must be an integer >= 1, got 0"),
+        (lambda m, X: plots.plot_reconstructions(m, X, n=-1), r"n must be an integer >= 1"),
+        (lambda m, X: plots.plot_samples(m, X, n=0), r"n must be an integer >= 1, got 0"),
+        (lambda m, X: plots.plot_top_units(m, max_factors=0), "max_factors must be an integer"),
+        (lambda m, X: plots.plot_top_units(m, max_factors=-1), "max_factors must be an integer"),
+        (lambda m, X: plots.top_units(m, k=2.5), r"k must be an integer >= 1, got 2.5"),
+        (lambda m, X: plots.plot_factor_graph(m, min_share=-1), r"min_share must be in \[0, 1\]"),
+    ],
+)
+def test_bad_counts_are_refused(fitted, call, match):
+    m, X = fitted
+    with pytest.raises(ValueError, match=match):
+        call(m, X)
+
+
+@pytest.mark.parametrize("draw", [plots.plot_loadings, plots.plot_factor_graph, plots.top_units])
+def test_nan_loadings_are_refused(draw):
+    L = np.ones((3, 2))
+    L[1, 0] = np.nan
+    with pytest.raises(ValueError, match="loadings contain NaN or inf .* model may have diverged"):
+        draw(L)
+
+
+def test_bad_history_and_1d_loadings():
+    with pytest.raises(ValueError, match="history records must be dicts with .*'epoch' and 'loss'"):
+        plots.plot_history([{"a": 1}])
+    with pytest.raises(ValueError, match=r"must be 2-d \(units x latents\), got shape \(3,\)"):
+        plots.factor_order(np.ones(3))
+    fig = plots.plot_history([{"epoch": 0, "loss": 2.0}, {"epoch": 1, "loss": 1.0}])
+    plt.close(fig)
+
+
+def test_module_docstring_warns_of_the_double_figure_in_jupyter():
+    assert "shows\nthe figure twice" in plots.__doc__ and "``;``" in plots.__doc__

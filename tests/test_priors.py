@@ -101,3 +101,32 @@ def test_bad_lambda(lam):
         GroupLasso(lam)
     with pytest.raises(ValueError, match="lam"):
         Lasso(lam)
+
+
+@pytest.mark.parametrize("lam", ["a", True, None])
+def test_lambda_must_be_a_number(lam):
+    with pytest.raises(ValueError, match="lam must be >= 0"):
+        GroupLasso(lam)
+    assert GroupLasso(np.float32(0.5)).lam == 0.5 and Lasso(0).lam == 0.0  # 0: no sparsity
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(lambda0=math.inf), "lambda0"),
+        (dict(lambda1=math.nan), "lambda1"),
+        (dict(a=math.nan), "a must"),
+        (dict(b=math.inf), "b must"),
+        (dict(eta_init=math.nan), "eta_init"),
+        (dict(eta_init=1.0), "eta_init"),
+        (dict(em_warmup_steps=1.5), "em_warmup_steps"),
+        (dict(em_warmup_steps=-1), "em_warmup_steps"),
+        (dict(em_warmup_steps=True), "em_warmup_steps"),
+    ],
+)
+def test_spike_slab_hyperparameters_named(kw, msg):
+    from pyro_gfa.priors import SpikeSlabLasso
+
+    with pytest.raises(ValueError, match=msg):
+        SpikeSlabLasso(**kw)
+    assert SpikeSlabLasso(em_warmup_steps=np.int64(3)).em_warmup_steps == 3

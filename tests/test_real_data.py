@@ -93,6 +93,23 @@ def test_count_matrix_vocabulary_rule():
         real.count_matrix(docs, min_df=2)  # a count, not a fraction
 
 
+@pytest.mark.parametrize("bad", [10, 0, -5, 5.5, True, float("nan"), "4"])
+def test_movielens_min_rating_must_be_on_the_rating_scale(bad):
+    # checked before the package is looked up: no recbole needed
+    with pytest.raises(ValueError, match=r"min_rating must be a number in 1\.\.5"):
+        real.load_movielens(min_rating=bad)
+
+
+def test_movielens_n_items_must_be_an_int():
+    with pytest.raises(ValueError, match=r"n_items must be an integer >= 1, got 2.5"):
+        real.load_movielens(n_items=2.5)
+
+
+def test_most_variable_genes_needs_an_int():
+    with pytest.raises(ValueError, match=r"n_genes must be an integer >= 1, got 2.5"):
+        real.most_variable_genes(np.ones((3, 4)), 2.5)
+
+
 # -- the data sets ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def zeisel():

@@ -5,7 +5,6 @@ import pytest
 import torch
 from sklearn.decomposition import FactorAnalysis
 
-import pyro_gfa as gfa
 from pyro_gfa import SparseFA
 from pyro_gfa.models.sparse_fa import e_step, m_step_loadings, moments
 from pyro_gfa.priors import Horseshoe, Lasso, NoPrior, SpikeSlabLasso
@@ -171,15 +170,60 @@ def test_errors():
     bad[3, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         SparseFA(3).fit(bad, progress=False)
-    for call in (lambda m: m.transform(X), lambda m: m.sample(3)):
+    for call in (lambda m: m.transform(X), lambda m: m.sample(3), lambda m: m.reconstruct(X)):
         with pytest.raises(RuntimeError, match="not fitted"):
             call(SparseFA(3))
+    for option, match in [
+        ({"epoch": 5}, "unexpected keyword arguments \\['epoch'\\]"),
+        ({"max_iter": -1}, "max_iter must be an integer >= 0"),
+        ({"sweeps": 0}, "sweeps must be an integer >= 1"),
+        ({"tol": float("nan")}, "tol must be >= 0"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=match):
+            SparseFA(3).fit(X, progress=False, **option)
+    with pytest.raises(ValueError, match="latent_dim must be an integer >= 1, got True"):
+        SparseFA(True)
     m = SparseFA(3).fit(X, max_iter=5, progress=False)
     with pytest.raises(ValueError, match="columns"):
         m.transform(X[:, :10])
     with pytest.raises(TypeError, match="not a SparseFA.*pickle"):
-        gfa.io.save(m, "unused.zip")
+        m.save("unused.zip")
+    with pytest.raises(ValueError, match="n must be an integer >= 0"):
+        m.sample(-1)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(m)).transform(X), m.transform(X))
+
+
+def test_ctrl_c_keeps_the_last_iterate_and_a_failed_refit_keeps_the_earlier_fit(monkeypatch):
+    from pyro_gfa.models import sparse_fa
+
+    X, _ = sparse_data(300)
+    X2 = 3.0 * sparse_data(300, seed=1)[0]
+    m = SparseFA(3).fit(X, max_iter=8, progress=False)
+    z = m.transform(X)
+    real, calls = sparse_fa.m_step_loadings, [0]
+
+    def m_step(*args):
+        calls[0] += 1
+        if calls[0] == 5:  # the M-step from iterate 4 to 5
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(sparse_fa, "m_step_loadings", m_step)
+    with pytest.warns(UserWarning, match="interrupted at iteration 4"):
+        m.fit(X2, progress=False)
+    assert m.interrupted_ and m.n_iter_ == 4 and len(m.history_) == 5
+    monkeypatch.undo()
+    four = SparseFA(3).fit(X2, max_iter=4, progress=False)
+    assert not four.interrupted_
+    np.testing.assert_array_equal(m.loadings(), four.loadings())
+    np.testing.assert_array_equal(m.transform(X2), four.transform(X2))
+    np.testing.assert_array_equal(m.support(), four.support())
+
+    monkeypatch.setattr(sparse_fa, "m_step_loadings", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        four.fit(X, progress=False)
+    np.testing.assert_array_equal(four.transform(X2), m.transform(X2))  # as it was
+    assert z.shape == (300, 3)
 
 
 def test_in_the_ablation_runner():

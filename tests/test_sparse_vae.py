@@ -306,3 +306,53 @@ def test_code_information_is_measured_against_the_prior_marginals():
     marg = torch.distributions.Normal(0.0, torch.tensor(np.sqrt(np.diag(cov)), dtype=torch.float32))
     ref = torch.distributions.kl_divergence(torch.distributions.Normal(loc, scale), marg).mean(0)
     np.testing.assert_allclose(m.code_kl_, ref.detach().numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(hidden=(0,)), "hidden"),
+        (dict(hidden=(-5,)), "hidden"),
+        (dict(hidden=(2.5,)), "hidden"),
+        (dict(hidden=()), "hidden"),  # the decoder needs a hidden layer
+        (dict(hidden=5), "hidden"),
+        (dict(encoder_hidden=(0,)), "encoder_hidden"),  # fits, but ignores its input
+        (dict(em_warmup=1.5), "em_warmup"),
+        (dict(kl_warmup=-1), "kl_warmup"),
+        (dict(w_init=-1.0), "w_init"),
+        (dict(w_init=float("nan")), "w_init"),
+        (dict(max_elements=0), "max_elements"),
+        (dict(prior_cov=np.full((2, 2), np.nan)), "prior_cov"),
+    ],
+)
+def test_bad_hyperparameters_fail_in_the_constructor(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gfa.SparseVAE(6, 2, **kwargs)
+
+
+def test_counts_must_be_integers_not_bools():
+    with pytest.raises(ValueError, match="n_features"):
+        gfa.SparseVAE(True, 2)
+    m = gfa.SparseVAE(np.int64(6), 2, hidden=[np.int64(4)], em_warmup=np.int32(3))
+    assert (m.n_features, m.hidden, m.em_warmup) == (6, (4,), 3)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli", "multinomial"])
+def test_sample_zero_rows_and_total_count(likelihood):
+    rng = np.random.default_rng(0)
+    X = (rng.random((24, 6)) > 0.5).astype(np.float32)  # in every likelihood's support
+    m = gfa.SparseVAE(6, 2, hidden=(8,), likelihood=likelihood).fit(X, epochs=1, progress=False)
+    assert m.sample(0).shape == (0, 6)
+    with pytest.raises(ValueError, match="n must"):
+        m.sample(2.5)
+    if likelihood == "multinomial":
+        assert m.sample(0, total_count=5).shape == (0, 6)
+        np.testing.assert_array_equal(m.sample(2, total_count=5).sum(1), [5, 5])
+        bad = (-1, float("nan"), True)
+        msg = "total_count must hold non-negative integers"
+    else:
+        bad = (5, -1, float("nan"))
+        msg = f"the {likelihood} likelihood does not use it"
+    for total in bad:
+        with pytest.raises(ValueError, match=msg):
+            m.sample(2, total_count=total)

@@ -145,3 +145,30 @@ def test_prior_warmup_schedule():
     assert module.slab_prob == pytest.approx(math.sqrt(0.5 * 0.02))
     module.start_epoch(25)
     assert module.slab_prob == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"hidden": (0,)}, "hidden"),
+        ({"encoder_hidden": (3, -1)}, "encoder_hidden"),
+        ({"slab_prob": math.nan}, "slab_prob"),
+        ({"temperature": math.inf}, "temperature"),
+        ({"warmup": 1.5}, "warmup"),
+    ],
+)
+def test_bad_arguments_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gfa.VSC(5, 2, **kwargs)
+
+
+def test_sample_total_count_only_for_count_likelihoods():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 5)).astype(np.float32)
+    m = gfa.VSC(5, 2, hidden=(8,)).fit(X, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="the gaussian likelihood does not use it"):
+        m.sample(2, total_count=-1)
+    counts = rng.poisson(2.0, size=(24, 5)).astype(np.float32)
+    m = gfa.VSC(5, 2, hidden=(8,), likelihood="multinomial").fit(counts, epochs=1, progress=False)
+    np.testing.assert_array_equal(m.sample(3, total_count=7).sum(1), [7, 7, 7])
+    assert m.sample(0).shape == (0, 5)

@@ -6,9 +6,15 @@ import math
 
 import numpy as np
 
+from .._checks import check_int, check_seed
+
 
 def make_bars(
-    n: int = 2048, size: int = 8, value: float = 0.5, noise_sd: float = 0.05, seed: int = 0
+    n: int = 2048,
+    size: int = 8,
+    value: float = 0.5,
+    noise_sd: float = 0.05,
+    seed: int | None = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images of one horizontal bar, flattened row by row.
 
@@ -19,9 +25,15 @@ def make_bars(
     -------
     X : ndarray, shape (n, size * size), float32
     rows : ndarray, shape (n,), the active row of each image
+
+    Raises
+    ------
+    ValueError
+        If ``n`` or ``size`` is not a positive int, ``seed`` is not ``None`` or an int
+        ``>= 0``, or ``noise_sd`` or ``value`` is not finite (or ``noise_sd < 0``).
     """
-    if n <= 0 or size <= 0:
-        raise ValueError(f"n and size must be positive, got n={n}, size={size}")
+    n, size = check_int(n, "n"), check_int(size, "size")
+    seed = check_seed(seed)
     if not (math.isfinite(noise_sd) and noise_sd >= 0) or not math.isfinite(value):
         raise ValueError(f"need a finite noise_sd >= 0 and a finite value, got {noise_sd}, {value}")
     rng = np.random.default_rng(seed)
@@ -34,4 +46,5 @@ def make_bars(
 
 def bar_groups(size: int = 8) -> list[list[int]]:
     """One group per image row (columns of a row-major flattened image)."""
+    size = check_int(size, "size")
     return [list(range(r * size, (r + 1) * size)) for r in range(size)]

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from .._checks import check_int
+
+#: What ``Groups.from_spec`` accepts, for the error messages.
+SPEC_FORMS = (
+    "a list of group sizes (positive ints), a list of column-index lists, or a mapping"
+    " name -> columns"
+)
 
 
 @dataclass(frozen=True, repr=False)
@@ -21,17 +30,26 @@ class Groups:
 
     def __post_init__(self) -> None:
         # checked here, not only in from_spec, so a hand-built Groups cannot be a bad partition
-        index = tuple(np.asarray(ix, dtype=np.int64) for ix in self.index)
-        object.__setattr__(self, "index", index)
         object.__setattr__(self, "names", tuple(str(n) for n in self.names))
-        n_features = int(self.n_features)
         if len(self.index) == 0:
             raise ValueError("groups must not be empty")
         if len(self.names) != len(self.index):
             raise ValueError(f"{len(self.names)} group names for {len(self.index)} groups")
+        index = []
         for name, ix in zip(self.names, self.index):
+            ix = np.asarray(ix)
             if ix.size == 0:
                 raise ValueError(f"group {name!r} is empty")
+            # a float index would be truncated by the cast below
+            if ix.ndim != 1 or ix.dtype.kind not in "iu":
+                raise ValueError(
+                    f"group {name!r}: column indices must be a flat list of integers,"
+                    f" got {ix.tolist()!r}"
+                )
+            index.append(ix.astype(np.int64))
+        object.__setattr__(self, "index", tuple(index))
+        n_features = check_int(self.n_features, "n_features")
+        object.__setattr__(self, "n_features", n_features)
         allcols = np.concatenate(self.index)
         if allcols.min() < 0 or allcols.max() >= n_features:
             bad = allcols[(allcols < 0) | (allcols >= n_features)]
@@ -98,10 +116,15 @@ class Groups:
 
         Raises
         ------
+        TypeError
+            If ``spec`` is none of these forms (e.g. a single int or a str).
         ValueError
-            If a group is empty, a column is out of range or listed twice, or the groups
-            do not cover all ``n_features`` columns.
+            If a group is empty, a size is not a positive int, a column is out of range or
+            listed twice, the groups do not cover all ``n_features`` columns, or
+            ``n_features`` is not a positive int.
         """
+        if n_features is not None:
+            n_features = check_int(n_features, "n_features")
         if isinstance(spec, Groups):
             if n_features is not None and spec.n_features != n_features:
                 raise ValueError(
@@ -114,13 +137,24 @@ class Groups:
             names = [str(k) for k in spec]
             lists = [_resolve(v, columns, name) for name, v in zip(names, spec.values())]
         else:
+            if isinstance(spec, (str, bytes)) or not isinstance(spec, Iterable):
+                raise TypeError(f"groups must be {SPEC_FORMS}; got {spec!r}")
             spec = list(spec)
             if not spec:
                 raise ValueError("groups must not be empty")
-            if all(isinstance(s, (int, np.integer)) for s in spec):
+            # numbers at the top level are sizes; booleans count as numbers so that
+            # [True, True] is refused rather than read as sizes [1, 1]
+            is_size = [isinstance(s, (numbers.Number, np.bool_)) for s in spec]
+            if any(is_size) and not all(is_size):
+                raise ValueError(f"groups mixes sizes and column lists: {spec!r}; use one form")
+            if all(is_size):
+                ints = [isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in spec]
+                if not all(ints) or min(spec) < 1:
+                    raise ValueError(
+                        f"group sizes must be positive ints, got {spec!r}; groups must be"
+                        f" {SPEC_FORMS}"
+                    )
                 sizes = [int(s) for s in spec]
-                if any(s <= 0 for s in sizes):
-                    raise ValueError(f"group sizes must be positive, got {sizes}")
                 ends = np.cumsum(sizes)
                 lists = [list(range(e - s, e)) for s, e in zip(sizes, ends)]
             else:
@@ -133,7 +167,9 @@ class Groups:
 
 
 def _resolve(cols, columns, name) -> list[int]:
-    cols = list(np.atleast_1d(np.asarray(cols, dtype=object)))
+    cols = np.atleast_1d(np.asarray(cols, dtype=object))
+    if cols.ndim != 1:
+        raise ValueError(f"group {name!r}: expected a flat list of columns, got {cols.tolist()!r}")
     out = []
     for c in cols:
         if isinstance(c, (bool, np.bool_)):
@@ -143,5 +179,8 @@ def _resolve(cols, columns, name) -> list[int]:
         elif columns is not None and c in list(columns):
             out.append(list(columns).index(c))
         else:
-            raise ValueError(f"group {name!r}: unknown column {c!r}")
+            raise ValueError(
+                f"group {name!r}: unknown column {c!r} (a column is an int index, or a name"
+                " when columns= is given)"
+            )
     return out

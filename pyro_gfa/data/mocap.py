@@ -108,8 +108,11 @@ class MocapData:
         return out
 
     def select(self, clips) -> MocapData:
-        """The frames of the named clips (or clip indices), in the order given."""
+        """The frames of the named clips (or clip indices), in the order given; a single
+        name or index selects one clip."""
         n = len(self.clip_names)
+        if isinstance(clips, (str, int, np.integer)):
+            clips = [clips]
         ids = []
         for c in clips:
             if isinstance(c, str):
@@ -181,7 +184,8 @@ def load_mocap(
     Parameters
     ----------
     clips
-        Clip names (e.g. ``["walk", "run"]``); ``None``: all 15, sorted by name.
+        Clip names (e.g. ``["walk", "run"]``, or ``"walk"`` for one clip); ``None``: all
+        15, sorted by name.
     include_root_position
         Keep the root's 3-d position (a global translation that drifts through a clip;
         left out by default, so the frames describe the pose).
@@ -199,11 +203,14 @@ def load_mocap(
     ImportError
         If ``pybullet`` is not installed (the message names ``pip install pybullet==3.2.7``).
     ValueError
-        If a clip name is unknown.
+        If a clip name is unknown or ``clips`` is empty.
     """
     folder = motions_dir()
     known = available_clips()
-    names = known if clips is None else tuple(clips)
+    # a single name is one clip, not a sequence of one-letter clips
+    names = known if clips is None else (clips,) if isinstance(clips, str) else tuple(clips)
+    if not names:
+        raise ValueError(f"clips is empty: name at least one clip of {list(known)}, or None")
     for c in names:
         if c not in known:
             raise ValueError(f"unknown clip {c!r}; available: {list(known)}")

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from .._checks import check_int, check_seed
+
 QUADRANTS = ("top_left", "top_right", "bottom_left", "bottom_right")
 
 
@@ -18,7 +20,7 @@ def quadrant_groups(size: int = 8) -> dict[str, list[int]]:
         ``{"top_left": [...], "top_right": [...], "bottom_left": [...], "bottom_right": [...]}``
         column indices of each quadrant (``(size / 2)^2`` each).
     """
-    if size <= 0 or size % 2:
+    if check_int(size, "size") % 2:
         raise ValueError(f"size must be a positive even number, got {size}")
     h = size // 2
     out = {}
@@ -34,7 +36,7 @@ def make_quadrant_bars(
     value: float = 0.5,
     noise_sd: float = 0.05,
     missing_rate: float = 0.0,
-    seed: int = 0,
+    seed: int | None = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Images with rows of pixels active, split into four quadrant groups.
 
@@ -66,8 +68,9 @@ def make_quadrant_bars(
     observed : ndarray, shape (n, 4), bool
         Observed quadrants, in the order of :func:`quadrant_groups`.
     """
-    if n <= 0 or size <= 0 or size % 2:
-        raise ValueError(f"need n > 0 and an even size > 0, got n={n}, size={size}")
+    n, size, seed = check_int(n, "n"), check_int(size, "size"), check_seed(seed)
+    if size % 2:
+        raise ValueError(f"size must be a positive even number, got {size}")
     if not 0.0 <= row_prob <= 1.0 or not 0.0 <= missing_rate <= 1.0:
         raise ValueError(
             f"row_prob and missing_rate must be in [0, 1], got {row_prob}, {missing_rate}"

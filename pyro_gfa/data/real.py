@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._checks import check_int
+
 __all__ = [
     "MissingDataPackage",
     "MovieLensData",
@@ -407,7 +409,7 @@ def most_variable_genes(X: np.ndarray, n_genes: int = 558) -> np.ndarray:
         Column indices in increasing order (ties broken by lower index).
     """
     X = np.asarray(X, dtype=np.float64)
-    if not 1 <= n_genes <= X.shape[1]:
+    if not 1 <= check_int(n_genes, "n_genes") <= X.shape[1]:
         raise ValueError(f"n_genes must be in 1..{X.shape[1]}, got {n_genes}")
     var = X.var(axis=0)
     order = np.argsort(-var, kind="stable")[:n_genes]
@@ -428,9 +430,9 @@ def load_movielens(min_rating: float = 4, n_items: int | None = 300) -> MovieLen
     Parameters
     ----------
     min_rating
-        Smallest rating coded as 1.
+        Smallest rating coded as 1, in 1..5 (the ratings are the integers 1 to 5).
     n_items
-        Number of movies kept (``None``: all 1682).
+        Number of movies kept, in 1..1682 (``None``: all 1682).
 
     Returns
     -------
@@ -438,8 +440,22 @@ def load_movielens(min_rating: float = 4, n_items: int | None = 300) -> MovieLen
         ``X`` ``(943, n_items)`` float32 of 0/1 (every user is kept, so a few rows may be
         all zero); ``feature_names`` are ``"<title> (<year>)"``; ``labels`` ``None``; plus
         titles, years, genres and user demographics.
+
+    Raises
+    ------
+    ValueError
+        If ``min_rating`` is not a number in 1..5 (outside, every entry would be coded 0,
+        or every rating 1) or ``n_items`` is not an int in 1..1682.
     """
     import pandas as pd
+
+    real = isinstance(min_rating, (int, float, np.integer, np.floating))
+    if isinstance(min_rating, bool) or not (real and 1 <= min_rating <= 5):
+        raise ValueError(
+            f"min_rating must be a number in 1..5 (the ratings are 1 to 5), got {min_rating!r}"
+        )
+    if n_items is not None:
+        check_int(n_items, "n_items")
 
     inter = _data_file("recbole", "load_movielens", "dataset_example", "ml-100k", "ml-100k.inter")
     items_f = _data_file("recbole", "load_movielens", "dataset_example", "ml-100k", "ml-100k.item")

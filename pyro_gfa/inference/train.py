@@ -12,7 +12,7 @@ a parameter ``W`` and a :class:`~pyro_gfa.priors.Prior` ``prior``.
 
 from __future__ import annotations
 
-import warnings
+import math
 from collections.abc import Callable, Sequence
 
 import pyro
@@ -139,11 +139,11 @@ def train(
 
     Notes
     -----
-    A ``KeyboardInterrupt`` stops the loop and returns the history so far; the module
-    keeps the parameters it had. A non-finite loss (or parameter) raises
-    ``FloatingPointError`` after putting back the parameters and prior state of the end of
-    the last completed epoch (the last record of ``history``), so a fit that diverges late
-    keeps its earlier progress.
+    A ``KeyboardInterrupt``, a non-finite loss or parameter (which raise
+    ``FloatingPointError``; the loss after the last step is checked too) or any other error
+    propagates after putting back the parameters and prior state of the end of the last
+    completed epoch (the last record of ``history``), so a fit stopped or failing late keeps
+    its earlier progress.
     """
     if epochs < 0 or batch_size <= 0:
         raise ValueError(f"epochs must be >= 0 and batch_size > 0, got {epochs}, {batch_size}")
@@ -198,7 +198,7 @@ def train(
             snap = _snapshot(module)
             if not all(torch.isfinite(t).all() for t in snap.values()):
                 raise FloatingPointError(f"a parameter became non-finite in epoch {epoch}")
-            good = snap
+            previous, good = good, snap
             record = {
                 "epoch": epoch,
                 "loss": total.item() / n,
@@ -208,22 +208,29 @@ def train(
             bar.set_postfix(loss=f"{record['loss']:.4g}", active=record["n_active"])
             if callback is not None and callback(epoch, record):
                 break
+        if len(history) > start:
+            # the steps of the last epoch are checked by no later loss: evaluate it once
+            with torch.no_grad(), pyro.validation_enabled(False):
+                batch = [t[: min(n, batch_size)] for t in tensors]
+                model, guide = module.model, module.guide
+                loss = module.loss(*batch) if fast else elbo.loss(model, guide, *batch)
+            if not math.isfinite(float(loss)):
+                good = previous
+                history.pop()
+                raise FloatingPointError(f"the objective became {float(loss)} after epoch {epoch}")
     except FloatingPointError as err:
         module.load_state_dict(good)
-        when = "the start of this fit"
+        kept = "No epoch completed: the model holds the parameters it started from"
         if len(history) > start:
-            when = f"the end of epoch {history[-1]['epoch']}"
-        err.add_note(
-            f"The fit's earlier work is kept: the model holds its parameters of {when}"
-            " (try a smaller lr or sparse_lr)."
-        )
+            kept = (
+                "The fit's earlier work is kept: the model holds its parameters of the end of"
+                f" epoch {history[-1]['epoch']}"
+            )
+        err.add_note(f"{kept} (try a smaller lr or sparse_lr).")
         raise
-    except KeyboardInterrupt:
-        warnings.warn(
-            f"fit interrupted after {len(history) - start} epochs; the model keeps its current"
-            " parameters",
-            stacklevel=2,
-        )
+    except BaseException:  # Ctrl-C or any other error: back to the last completed epoch
+        module.load_state_dict(good)
+        raise
     finally:
         module.std_multiplier = 1.0
         module.eval()

@@ -20,7 +20,8 @@ import contextlib
 import functools
 import inspect
 import math
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_float, check_int
 from ..data.groups import Groups
 from ..inference import elbo_rows, expected_log_lik_rows, log_likelihood_rows, train
 from ..priors import NoPrior, Prior, cell_norms
@@ -76,24 +78,42 @@ def check_matrix(
     name: str = "X",
     allow_nan: bool = False,
     dtype: type = np.float32,
+    names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Validate a data matrix and return it as a ``dtype`` (default float32) ndarray.
 
     Accepts numpy arrays, torch tensors and pandas DataFrames. With ``allow_nan`` NaN
-    marks missing values (infinite values are still rejected).
+    marks missing values (infinite values are still rejected). With ``names`` (the columns
+    seen by ``fit``) a DataFrame or AnnData must have exactly these columns in this order.
     """
+    got = feature_names_of(X) if names is not None else None
+    if got is not None and got != tuple(names):
+        if sorted(got) == sorted(names):
+            raise ValueError(
+                f"{name} has the columns seen by fit in another order; select them in the"
+                " fitted order with X[model.feature_names_]"
+            )
+        missing = [c for c in names if c not in set(got)]
+        extra = [c for c in got if c not in set(names)]
+        raise ValueError(
+            f"{name}'s columns differ from those seen by fit: missing {missing[:5]},"
+            f" not seen by fit {extra[:5]}"
+        )
     if _is_anndata(X):
         X = X.X
     if hasattr(X, "toarray") and hasattr(X, "nnz"):  # scipy.sparse
         X = X.toarray()
     if hasattr(X, "to_numpy") and hasattr(X, "columns"):
-        X = X.to_numpy()
+        bad = [c for c, t in X.dtypes.items() if getattr(t, "kind", "O") not in "biuf"]
+        if bad:
+            raise TypeError(f"{name} has non-numeric columns {bad[:5]}; drop or encode them")
+        X = X.to_numpy(dtype=np.float64, na_value=np.nan)  # pandas' NA is missing: NaN
     elif isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
     try:
         X = np.asarray(X, dtype=dtype)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"{name} must be a numeric 2-d array, got {type(X).__name__}") from e
+        raise TypeError(f"{name} must be a numeric 2-d array ({e})") from e
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-d (rows x features), got shape {X.shape}")
     if X.shape[0] == 0:
@@ -113,6 +133,23 @@ def check_matrix(
             " this model needs complete data"
         )
     return X
+
+
+def check_other_fit_options(owner: str, options: dict) -> None:
+    """Let a model's ``fit`` take and ignore the options of the other models' ``fit``
+    (``epochs``, ``max_iter``, ...), so one call fits every model, yet refuse a misspelt
+    option and ``warm_start``."""
+    from .sparse_fa import SparseFA
+
+    known = {
+        *inspect.signature(Estimator.fit).parameters,
+        *inspect.signature(SparseFA.fit).parameters,
+    }
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"{owner}.fit() got unexpected keyword arguments {unknown}")
+    if options.get("warm_start"):
+        raise ValueError(f"{owner} refits from the start: no warm_start")
 
 
 def _is_anndata(X: Any) -> bool:
@@ -285,6 +322,12 @@ class Checkpoint:
 
         save(self.estimator, self.path)
 
+    def check(self) -> None:
+        """Fail now if the path cannot be written; an earlier checkpoint there is kept."""
+        from ..io import check_target
+
+        check_target(self.path)
+
 
 class NamedUnits:
     """What every model shares, the deep ones and the linear ones: its constructor arguments
@@ -302,10 +345,18 @@ class NamedUnits:
         if init is not None and not getattr(init, "_records_init", False):
             cls.__init__ = _init_recorder(init)
 
+    def save(self, path: str | Path) -> Path:
+        """Save the fitted model to a directory or a ``.zip`` file; see
+        :func:`pyro_gfa.io.save` (load it with :func:`pyro_gfa.load`). The Pyro models
+        only: the linear ones (SparseFA, NMF, LDA) are plain arrays, which pickle stores."""
+        from ..io import save
+
+        return save(self, path)
+
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments of this estimator, as passed (defaults filled in).
 
-        ``type(m)(**m.get_config())`` builds an unfitted copy; :func:`pyro_gfa.save`
+        ``type(m)(**m.get_config())`` builds an unfitted copy; :func:`pyro_gfa.io.save`
         stores this (encoded as JSON) to rebuild the estimator.
         """
         cfg = dict(self._init_config)
@@ -330,6 +381,10 @@ class NamedUnits:
                 text = repr(value)
                 shown.append(f"{name}={text if len(text) <= 80 else text[:76] + ' ...'}")
         return f"{type(self).__name__}({', '.join(shown)})"
+
+    def _expected_names(self) -> tuple[str, ...] | None:
+        """The column names data must have: those seen by ``fit`` (none during a fit)."""
+        return None if "_fit_names" in self.__dict__ else self.feature_names_
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -385,6 +440,8 @@ class Estimator(NamedUnits):
 
     #: epoch of the best held-out ELBO when ``fit`` had ``validation_data``
     best_epoch_: int | None = None
+    #: whether the last ``fit`` was stopped by Ctrl-C (``KeyboardInterrupt``)
+    interrupted_: bool = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -398,16 +455,8 @@ class Estimator(NamedUnits):
 
         return to_arviz(self, X, num_samples=num_samples, seed=seed, **kwargs)
 
-    def save(self, path: str | Path) -> Path:
-        """Save the fitted model to a directory or a ``.zip`` file; see
-        :func:`pyro_gfa.io.save` (load it with :func:`pyro_gfa.load`)."""
-        from ..io import save
-
-        return save(self, path)
-
     def __init__(self, latent_dim: int, prior: Prior | None, prior_scale: str):
-        if not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        check_int(latent_dim, "latent_dim")
         if prior_scale not in ("paper", "posterior"):
             raise ValueError(f"prior_scale must be 'paper' or 'posterior', got {prior_scale!r}")
         if prior is None:
@@ -429,7 +478,7 @@ class Estimator(NamedUnits):
         return [torch.as_tensor(X, device=device)]
 
     def _check(self, X) -> np.ndarray:
-        return check_matrix(X, self.n_features)
+        return check_matrix(X, self.n_features, names=self._expected_names())
 
     # -- fitting ----------------------------------------------------------------------
     def fit(
@@ -515,8 +564,10 @@ class Estimator(NamedUnits):
             Continue from the current parameters (of an earlier ``fit`` or of a model read
             with :func:`pyro_gfa.load`) for ``epochs`` more epochs, appending to
             ``history_`` and continuing its epoch count (warm-ups and schedules go on where
-            they stopped). The Adam moments start afresh. Not combinable with
-            ``n_restarts > 1``.
+            they stopped). The Adam moments start afresh; the random draws (minibatch order,
+            noise) come from ``seed`` plus the number of epochs already run, so every
+            continuation draws afresh and a sequence of calls repeats exactly. Not
+            combinable with ``n_restarts > 1``.
 
         Returns
         -------
@@ -524,17 +575,35 @@ class Estimator(NamedUnits):
 
         Notes
         -----
-        An interrupted fit (Ctrl-C) returns the model as it stood, with its history. A fit
+        An interrupted fit (Ctrl-C) warns, sets ``interrupted_`` and returns the model with
+        the parameters of its last completed epoch (saved to ``checkpoint`` too), so that
+        a notebook keeps its work; scripts that must stop check ``interrupted_``. A fit
         whose objective or parameters become non-finite raises ``FloatingPointError`` after
         keeping its earlier work: the parameters of its last completed epoch (or the best
         restart so far, or the best held-out epoch with ``restore_best``), saved to
         ``checkpoint`` when one is given. ``validation_data`` and ``checkpoint`` are checked
-        before the first epoch.
+        before the model is touched: a path that cannot be written raises and leaves an
+        earlier fit as it was.
         """
         names = self.__dict__.get("_fit_names", feature_names_of(X))
         X = self._check(X)
-        if not isinstance(n_restarts, (int, np.integer)) or n_restarts < 1:
-            raise ValueError(f"n_restarts must be a positive integer, got {n_restarts!r}")
+        for value, name, least in [
+            (epochs, "epochs", 0),
+            (batch_size, "batch_size", 1),
+            (num_particles, "num_particles", 1),
+            (throttle_epochs, "throttle_epochs", 0),
+            (eval_every, "eval_every", 1),
+            (checkpoint_every, "checkpoint_every", 1),
+            (n_restarts, "n_restarts", 1),
+            *([(seed, "seed", 0)] if seed is not None else []),
+            *([(patience, "patience", 1)] if patience is not None else []),
+        ]:
+            check_int(value, name, least)
+        for value, name in [(lr, "lr"), (sparse_lr, "sparse_lr"), (std_throttle, "std_throttle")]:
+            if value is not None:
+                check_float(value, name)
+        if patience is not None and validation_data is None:
+            raise ValueError("patience needs validation_data (held-out rows to watch)")
         if n_restarts > 1 and (validation_data is not None or checkpoint is not None):
             raise ValueError("n_restarts > 1 cannot be combined with validation_data or checkpoint")
         if warm_start and self.module is None:
@@ -549,6 +618,7 @@ class Estimator(NamedUnits):
         saver = None if checkpoint is None else Checkpoint(self, checkpoint, checkpoint_every)
         if saver is not None:
             callbacks.append(saver)
+            saver.check()  # fails now, before the model is touched
         if callbacks:
 
             def callback(epoch, record):
@@ -556,6 +626,7 @@ class Estimator(NamedUnits):
                 stops = [bool(cb(epoch, record)) for cb in callbacks]
                 return any(stops)
 
+        before = dict(vars(self))  # put back if this fit fails before any progress
         self.feature_names_ = names
         self.best_epoch_ = None
         dev = resolve_device(device)
@@ -563,8 +634,11 @@ class Estimator(NamedUnits):
         self.restart_elbos_ = []
         momentum = self.default_sparse_momentum if sparse_momentum is None else sparse_momentum
         best = failure = None
+        interrupted = False
         for r in range(n_restarts):
-            with seeded(None if seed is None else seed + 1000 * r, dev):
+            # a continued fit draws afresh (batches, noise), yet repeats from the same seed
+            offset = len(self.history_ or []) if warm_start else 1000 * r
+            with seeded(None if seed is None else seed + offset, dev):
                 if warm_start:
                     self.module = self.module.to(dev)
                     self.history_ = list(self.history_ or [])
@@ -572,8 +646,6 @@ class Estimator(NamedUnits):
                     self.module = self._build_module().to(dev)
                     self.history_ = []
                 self.module.prior_weight = 1.0 if self.prior_scale == "paper" else 1.0 / X.shape[0]
-                if saver is not None:
-                    saver.save()  # a path that cannot be written fails now, not epochs later
                 try:
                     train(
                         self.module,
@@ -591,27 +663,43 @@ class Estimator(NamedUnits):
                         history=self.history_,
                         pyro_elbo=pyro_elbo,
                     )
-                except FloatingPointError as err:
+                except Exception as err:  # noqa: BLE001 - re-raised below
                     # train() put back the last completed epoch; finish as after a normal
                     # stop (best restart, best epoch, checkpoint), then raise
                     failure = err
+                except KeyboardInterrupt:
+                    interrupted = True  # finish as after a normal stop, then return
             if n_restarts == 1:
                 break
+            # a failed restart holds its last good epoch, and competes with it
             with seeded(seed, dev):
                 score = float(elbo_rows(self.module, tensors, 10).mean())
             self.restart_elbos_.append(score)
             if best is None or score > best[0]:
                 best = (score, self.module, self.history_)
-            if failure is not None or len(self.history_) < epochs:  # stopped early
+            if failure is not None or interrupted or len(self.history_) < epochs:
                 break
-        if best is not None:
-            _, self.module, self.history_ = best
-        if stopper is not None:
-            self.best_epoch_ = stopper.best_epoch
-            if restore_best:
-                stopper.restore()
-        if saver is not None:
-            saver.save()
+        kept = "the parameters of its last completed epoch"
+        if best is None and (failure is not None or interrupted) and not self.history_:
+            # not one epoch completed: nothing of this fit is worth more than what was there
+            vars(self).clear()
+            vars(self).update(before)
+            kept = f"the {type(self).__name__} as it was before the call (no epoch completed)"
+            if failure is not None:
+                failure.add_note(f"The {type(self).__name__} is as it was before the call.")
+                raise failure
+        else:
+            if best is not None:
+                _, self.module, self.history_ = best
+            if stopper is not None:
+                self.best_epoch_ = stopper.best_epoch
+                if restore_best:
+                    stopper.restore()
+            if saver is not None:
+                saver.save()
+        self.interrupted_ = interrupted
+        if interrupted:
+            warnings.warn(f"fit interrupted; it keeps {kept} (interrupted_ is True)", stacklevel=2)
         if failure is not None:
             raise failure
         return self
@@ -653,6 +741,7 @@ class Estimator(NamedUnits):
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
         """``(n, n_features)`` draws of ``x`` from the generative model."""
         m = self._fitted()
+        check_int(n, "n", 0)
         with seeded(seed, self.device):
             z = torch.randn(n, m.latent_dim, device=self.device)
             return m.sample_x(z).cpu().numpy()

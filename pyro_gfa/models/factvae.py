@@ -59,10 +59,11 @@ from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
 from torch import nn
 
+from .._checks import check_float, check_int
 from ..data.groups import Groups
 from ..priors import GroupLasso, NoPrior, Prior, cell_norms
 from .base import Estimator, GFAModule, check_matrix, seeded
-from .nets import GroupGenerators, _uniform_
+from .nets import GroupGenerators, _uniform_, check_widths
 
 __all__ = [
     "FactVAE",
@@ -443,7 +444,8 @@ class FactVAE(Estimator):
     oi-VAE generators and shared encoder/decoder group sparsity; handles missing groups.
 
     Missing groups are given as NaN in ``X`` (all columns of a group NaN) and/or as an
-    ``observed`` mask to the methods. Every row needs at least one observed group.
+    ``observed`` mask to the methods. Every row needs at least one observed group, and
+    ``fit`` needs every group observed in at least one row.
 
     Parameters
     ----------
@@ -511,24 +513,16 @@ class FactVAE(Estimator):
         combine = self._combine if combine is None else combine
         if combine not in ("poe", "mixture"):
             raise ValueError(f"combine must be 'poe' or 'mixture', got {combine!r}")
-        if not isinstance(p, int) or p <= 0:
-            raise ValueError(f"p must be a positive integer, got {p!r}")
-        if not 0.0 <= group_dropout < 1.0:
-            raise ValueError(f"group_dropout must be in [0, 1), got {group_dropout}")
-        if not precision_baseline > 0:
-            raise ValueError(f"precision_baseline must be > 0, got {precision_baseline}")
+        self.combine = combine
+        self.p = check_int(p, "p")
+        self.generator_hidden = check_widths(generator_hidden, "generator_hidden")
+        self.encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
+        self.group_dropout = check_float(group_dropout, "group_dropout", 0.0, 1.0, allow_low=True)
+        self.precision_baseline = check_float(precision_baseline, "precision_baseline")
+        self.sigma_init = check_float(sigma_init, "sigma_init")
+        self.theta_prior = theta_prior
         self.groups = Groups.from_spec(groups, n_features)
         self.n_features = self.groups.n_features
-        self.combine = combine
-        self.p = p
-        self.generator_hidden = tuple(generator_hidden)
-        self.encoder_hidden = tuple(encoder_hidden)
-        self.group_dropout = float(group_dropout)
-        self.precision_baseline = float(precision_baseline)
-        self.theta_prior = theta_prior
-        if not (math.isfinite(sigma_init) and sigma_init > 0):
-            raise ValueError(f"sigma_init must be a positive number, got {sigma_init}")
-        self.sigma_init = float(sigma_init)
 
     @staticmethod
     def _default_prior() -> Prior:
@@ -552,7 +546,7 @@ class FactVAE(Estimator):
     # -- data checks ---------------------------------------------------------------------
     def _check(self, X) -> np.ndarray:
         """Float32 ``X``; NaN allowed only for whole groups; every row needs one."""
-        X = check_matrix(X, self.n_features, allow_nan=True)
+        X = check_matrix(X, self.n_features, allow_nan=True, names=self._expected_names())
         nan = np.isnan(X)
         for name, ix in zip(self.groups.names, self.groups.index):
             k = nan[:, ix].sum(1)
@@ -608,7 +602,16 @@ class FactVAE(Estimator):
         -------
         self
         """
-        return super().fit(self._masked(X, observed), *args, **kwargs)
+        X = self._masked(X, observed)
+        never = ~self._observed_of(X).any(0)
+        if never.any():
+            # nothing would train the group's generator or encoder, yet impute would fill it
+            names = [self.groups.names[g] for g in np.flatnonzero(never)]
+            raise ValueError(
+                f"groups {names} are missing (NaN or not in observed) in every training row;"
+                " each group must be observed in at least one row of the data fit on"
+            )
+        return super().fit(X, *args, **kwargs)
 
     def observed_mask(self, X, *, observed=None) -> np.ndarray:
         """``(N, G)`` bool: the groups of each row that are observed (not NaN, in ``observed``)."""
@@ -646,12 +649,14 @@ class FactVAE(Estimator):
             Seed of the draws.
         """
         m = self._fitted()
+        if num_samples is not None:
+            num_samples = check_int(num_samples, "num_samples")
         x, obs = self._tensors(self._masked(X, observed), self.device)
         if num_samples is None:
             return m.decode(m.encode(x, obs)[0]).cpu().numpy()
         with seeded(seed, self.device):
             q = m.posterior(m._fill(x, obs), obs)
-            z = q.sample((int(num_samples),))
+            z = q.sample((num_samples,))
             return m.sample_x(z).cpu().numpy()
 
     def impute(

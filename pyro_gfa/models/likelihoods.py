@@ -27,6 +27,8 @@ from pyro.distributions import TorchDistribution, constraints
 from scipy.stats import chi2
 from torch import nn
 
+from .._checks import check_float
+
 __all__ = [
     "BernoulliLikelihood",
     "GaussianLikelihood",
@@ -150,7 +152,13 @@ class Likelihood(nn.Module):
         raise NotImplementedError
 
     def sample(self, out: torch.Tensor, total_count=None) -> torch.Tensor:
-        """Draws of ``x`` (``total_count``: row totals of count likelihoods, else unused)."""
+        """Draws of ``x``; ``total_count`` (row totals) is for count likelihoods only."""
+        if total_count is not None:
+            raise ValueError(
+                "total_count sets the row totals of count likelihoods (multinomial,"
+                f" negative_binomial); the {self.name} likelihood does not use it, got"
+                f" total_count={total_count!r}"
+            )
         return self.dist(out).sample()
 
 
@@ -188,21 +196,18 @@ class GaussianLikelihood(Likelihood):
         sigma_init: str | float = 0.3,
     ):
         super().__init__()
-        if not nu >= 0 or not math.isfinite(nu) or (xi is not None and not xi > 0):
-            raise ValueError(f"need finite nu >= 0 and xi > 0, got nu={nu}, xi={xi}")
+        self.nu = check_float(nu, "nu", allow_low=True)
+        self.xi = None if xi is None else check_float(xi, "xi")
         if isinstance(sigma_init, str):
-            ok = sigma_init in ("data_sd", "prior_mode")
+            if sigma_init not in ("data_sd", "prior_mode"):
+                raise ValueError(
+                    "sigma_init must be a positive number, 'data_sd' or 'prior_mode', got"
+                    f" {sigma_init!r}"
+                )
         else:
-            ok = math.isfinite(float(sigma_init)) and float(sigma_init) > 0
-        if not ok:
-            raise ValueError(
-                "sigma_init must be a positive number, 'data_sd' or 'prior_mode', got"
-                f" {sigma_init!r}"
-            )
+            sigma_init = check_float(sigma_init, "sigma_init")
         self.n_features = n_features
         self.sigma_init = sigma_init
-        self.nu = float(nu)
-        self.xi = None if xi is None else float(xi)
         # the xi in use (NaN until setup when xi is None): a buffer, so a saved model keeps it
         self.register_buffer("xi_", torch.tensor(math.nan if xi is None else float(xi)))
         self.log_sigma = nn.Parameter(torch.zeros(n_features))
@@ -302,9 +307,20 @@ class _CountComposition(Likelihood):
         training total."""
         if total_count is None:
             total_count = round(float(self.mean_total))
-        t = torch.as_tensor(total_count, dtype=out.dtype, device=out.device)
-        if not (torch.isfinite(t).all() and (t >= 0).all() and (t == t.round()).all()):
-            raise ValueError("total_count must hold non-negative integers")
+        try:
+            t = torch.as_tensor(total_count, device=out.device)
+        except (TypeError, ValueError, RuntimeError):
+            t = None
+        # bool is not a count: True must not become a total of 1
+        ok = t is not None and t.dtype != torch.bool and not t.is_complex()
+        if ok:
+            t = t.to(out.dtype)
+            ok = bool(torch.isfinite(t).all() and (t >= 0).all() and (t == t.round()).all())
+        if not ok:
+            raise ValueError(
+                "total_count must hold non-negative integers (one number or one per row), got"
+                f" {total_count!r}"
+            )
         try:
             return t.expand(out.shape[:-1])
         except RuntimeError:
@@ -335,7 +351,10 @@ class MultinomialLikelihood(_CountComposition):
         return MultinomialCounts(out)
 
     def sample(self, out, total_count=None):
-        return MultinomialCounts(out, total_count=self._totals(out, total_count)).sample()
+        total = self._totals(out, total_count)
+        if out.numel() == 0:  # no rows: torch's argument check fails on an empty batch
+            return torch.zeros_like(out)
+        return MultinomialCounts(out, total_count=total).sample()
 
 
 class NegativeBinomialLikelihood(_CountComposition):

@@ -11,21 +11,23 @@ import numpy as np
 from sklearn.decomposition import NMF as _SkNMF
 from sklearn.decomposition import LatentDirichletAllocation
 
-from .base import NamedUnits, check_matrix, feature_names_of
+from .._checks import check_int
+from .base import NamedUnits, check_matrix, check_other_fit_options, feature_names_of
 
 
 class _Linear(NamedUnits):
     n_features: int | None = None
 
     def __init__(self, latent_dim: int, **kwargs):
-        if not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = check_int(latent_dim, "latent_dim")
         self.kwargs = kwargs
         self.estimator_ = None
 
     def _check(self, X, fitting: bool = False) -> np.ndarray:
-        X = check_matrix(X, None if fitting else self.n_features)
+        if fitting:  # a refit may have other columns
+            X = check_matrix(X, None)
+        else:
+            X = check_matrix(X, self.n_features, names=self.feature_names_)
         if (X < 0).any():
             raise ValueError(
                 f"{type(self).__name__} needs non-negative data; X has negative values"
@@ -39,9 +41,9 @@ class _Linear(NamedUnits):
 
     def fit(self, X, seed: int | None = 0, progress: bool = False, **_ignored):
         """Fit to ``X`` (rows are observations). ``progress`` and other options of the deep
-        models' ``fit`` are accepted and ignored, so the same call fits every model."""
-        if _ignored.get("warm_start"):
-            raise ValueError(f"{type(self).__name__} refits from the start: no warm_start")
+        models' ``fit`` are accepted and ignored, so the same call fits every model (a name
+        their ``fit`` does not take raises ``TypeError``)."""
+        check_other_fit_options(type(self).__name__, _ignored)
         names = feature_names_of(X)
         X = self._check(X, fitting=True)  # a refit may have other columns
         self.n_features, self.feature_names_ = X.shape[1], names

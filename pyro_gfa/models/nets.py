@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
+
+from .._checks import check_int
+
+
+def check_widths(value: Any, name: str, *, allow_empty: bool = True) -> tuple[int, ...]:
+    """Hidden-layer widths as a tuple of positive ints, or a ``ValueError`` naming ``name``.
+
+    Checked in the constructors: a width of 0 trains a network whose output ignores its
+    input, and a float or negative width would only fail (or be truncated) inside torch.
+    """
+    try:
+        if not isinstance(value, (tuple, list)) or not (value or allow_empty):
+            raise ValueError
+        return tuple(check_int(h, name) for h in value)
+    except ValueError:
+        kind = "tuple or list" if allow_empty else "non-empty tuple or list"
+        raise ValueError(
+            f"{name} must be a {kind} of positive integer widths, got {value!r}"
+        ) from None
 
 
 def mlp(n_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:

@@ -24,10 +24,11 @@ import torch
 from pyro import poutine
 from torch import nn
 
+from .._checks import check_float, check_int
 from ..data.groups import Groups
 from ..priors import GroupLasso, Prior
 from .base import Estimator, GFAModule, check_matrix
-from .nets import GroupGenerators, mlp
+from .nets import GroupGenerators, check_widths, mlp
 
 
 class OIVAEModule(GFAModule):
@@ -179,17 +180,13 @@ class OIVAE(Estimator):
             raise ValueError(
                 f"generator_activation must be None, 'tanh' or 'relu', got {generator_activation!r}"
             )
-        if not (math.isfinite(sigma_init) and sigma_init > 0):
-            raise ValueError(f"sigma_init must be a positive number, got {sigma_init}")
         self.generator_activation = generator_activation
-        self.sigma_init = float(sigma_init)
-        if not isinstance(p, int) or p <= 0:
-            raise ValueError(f"p must be a positive integer, got {p!r}")
+        self.sigma_init = check_float(sigma_init, "sigma_init")
+        self.p = check_int(p, "p")
+        self.generator_hidden = check_widths(generator_hidden, "generator_hidden")
+        self.encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
         self.groups = Groups.from_spec(groups, n_features)
         self.n_features = self.groups.n_features
-        self.p = p
-        self.generator_hidden = tuple(generator_hidden)
-        self.encoder_hidden = tuple(encoder_hidden)
         self.theta_prior = theta_prior
 
     def _build_module(self) -> OIVAEModule:
@@ -209,7 +206,7 @@ class OIVAE(Estimator):
         # The oi-VAE's single encoder needs every column; point users with missing groups
         # to the factVAE (same generators, per-group encoders).
         try:
-            return check_matrix(X, self.n_features)
+            return check_matrix(X, self.n_features, names=self._expected_names())
         except ValueError as e:
             if "NaN" not in str(e):
                 raise

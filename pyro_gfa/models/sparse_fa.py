@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._checks import check_int
 from ..priors import Lasso, NoPrior, SpikeSlabLasso
-from .base import NamedUnits, check_matrix, feature_names_of, seeded
+from .base import NamedUnits, check_matrix, check_other_fit_options, feature_names_of, seeded
 
 __all__ = ["SparseFA", "e_step", "m_step_loadings", "moments", "varimax"]
 
@@ -130,6 +132,10 @@ class SparseFA(NamedUnits):
         draws it.
     n_iter_ : int
         Iterations run.
+    interrupted_ : bool
+        Whether the last fit was stopped by Ctrl-C (``KeyboardInterrupt``); the model then
+        holds the last completed iteration, whose record ends ``history_``. A fit that
+        raises leaves the model as it was before the call.
 
     Examples
     --------
@@ -142,8 +148,7 @@ class SparseFA(NamedUnits):
     """
 
     def __init__(self, latent_dim: int, prior=None, min_noise: float = 1e-3):
-        if not isinstance(latent_dim, (int, np.integer)) or latent_dim <= 0:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        check_int(latent_dim, "latent_dim")
         prior = SpikeSlabLasso(lambda0=200.0, lambda1=5.0) if prior is None else prior
         if not isinstance(prior, (SpikeSlabLasso, Lasso, NoPrior)):
             raise TypeError(
@@ -159,13 +164,14 @@ class SparseFA(NamedUnits):
         self.W_: torch.Tensor | None = None
 
     # -- fitting -------------------------------------------------------------------------
-    def _penalty(self, W: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _penalty(W: torch.Tensor, prior) -> torch.Tensor:
         """L1 weights of the M-step; for the spike-and-slab lasso after its E-step (``p*``
         from ``W``) and its ``eta`` update."""
-        if isinstance(self.prior_, SpikeSlabLasso):
-            self.prior_.em_step(W.unsqueeze(1))
-            return self.prior_.lambda_star()
-        lam = self.prior_.lam if isinstance(self.prior_, Lasso) else 0.0
+        if isinstance(prior, SpikeSlabLasso):
+            prior.em_step(W.unsqueeze(1))
+            return prior.lambda_star()
+        lam = prior.lam if isinstance(prior, Lasso) else 0.0
         return torch.full_like(W, lam)
 
     def fit(
@@ -194,11 +200,18 @@ class SparseFA(NamedUnits):
             Show a progress bar.
         seed, **_ignored
             Accepted and ignored so that one call fits every model of the library (the deep
-            models' ``epochs``, ``batch_size``, ...); the fit is deterministic (it starts
-            from the rotated principal components).
+            models' ``epochs``, ``batch_size``, ...; a name their ``fit`` does not take
+            raises ``TypeError``); the fit is deterministic (it starts from the rotated
+            principal components).
+
+        A fit that raises leaves the model as it was; Ctrl-C keeps the last completed
+        iteration (``interrupted_``).
         """
-        if _ignored.get("warm_start"):
-            raise ValueError("SparseFA refits from the start (its EM takes seconds): no warm_start")
+        check_other_fit_options("SparseFA", _ignored)
+        check_int(max_iter, "max_iter", 0)
+        check_int(sweeps, "sweeps")
+        if not tol >= 0:
+            raise ValueError(f"tol must be >= 0, got {tol!r}")
         names = feature_names_of(X)
         X = check_matrix(X, None, dtype=np.float64)  # EM in float64 from the user's values
         N, G = X.shape
@@ -207,38 +220,56 @@ class SparseFA(NamedUnits):
             raise ValueError(f"latent_dim ({K}) must be smaller than the number of features ({G})")
         if N < 2:
             raise ValueError(f"X needs at least 2 rows to estimate the noise, got {N}")
-        self.n_features, self.feature_names_ = G, names
-        self.mean_ = X.mean(0)
-        Xc = X - self.mean_
-        self.scale_ = float(Xc.std()) or 1.0
-        Xc = torch.from_numpy(Xc / self.scale_)
+        # everything is fitted into locals and set together at the end, so that a fit that
+        # fails leaves the model as it was, and an interrupted one at its last iteration
+        mean = X.mean(0)
+        Xc = X - mean
+        scale = float(Xc.std()) or 1.0
+        Xc = torch.from_numpy(Xc / scale)
         _, S, Vt = torch.linalg.svd(Xc, full_matrices=False)
         # from a dense start EM would keep a dense rotation of a sparse solution
         W = varimax(Vt[:K].T * S[:K] / N**0.5)
         psi = (Xc.var(0, correction=0) - (W**2).sum(1)).clamp_min(self.min_noise)
-        self.prior_ = copy.deepcopy(self.prior)  # two fits never share the prior's state
-        if isinstance(self.prior_, SpikeSlabLasso):
-            self.prior_.setup(W.unsqueeze(1))
+        prior = copy.deepcopy(self.prior)  # two fits never share the prior's state
+        if isinstance(prior, SpikeSlabLasso):
+            prior.setup(W.unsqueeze(1))
         XtX = Xc.T @ Xc
-        self.history_ = []
+        history: list[dict] = []
+        done = (W, psi, 0)  # the last iterate whose record is in history
+        interrupted = False
         bar = tqdm(total=max_iter, disable=not progress, desc="SparseFA")
-        for it in range(max_iter + 1):
-            Szz, Sxz, ll = moments(XtX, N, W, psi)
-            lp = float(ll + self.prior_.nonsmooth_log_prob(W.unsqueeze(1)))
-            n_active = int(self._support(W).sum())
-            self.history_.append(
-                {"epoch": it, "loss": -lp / N, "log_posterior": lp, "n_active": n_active}
+        try:
+            for it in range(max_iter + 1):
+                Szz, Sxz, ll = moments(XtX, N, W, psi)
+                lp = float(ll + prior.nonsmooth_log_prob(W.unsqueeze(1)))
+                n_active = int(self._support(W, prior).sum())
+                history.append(
+                    {"epoch": it, "loss": -lp / N, "log_posterior": lp, "n_active": n_active}
+                )
+                done = (W, psi, it)
+                bar.set_postfix(log_post=f"{lp:.6g}", refresh=False)  # redrawn by update()
+                change = abs(lp - history[-2]["log_posterior"]) if it else math.inf
+                if it == max_iter or change <= tol * abs(lp):
+                    break
+                W_next = m_step_loadings(W, Szz, Sxz, psi, self._penalty(W, prior), sweeps)
+                psi = (
+                    XtX.diagonal() - 2 * (W_next * Sxz).sum(1) + ((W_next @ Szz) * W_next).sum(1)
+                ) / N
+                W, psi = W_next, psi.clamp_min(self.min_noise)
+                bar.update()
+        except KeyboardInterrupt:
+            interrupted = True
+            warnings.warn(
+                f"fit interrupted at iteration {done[2]}; the model keeps that iterate"
+                " (interrupted_ is True)",
+                stacklevel=2,
             )
-            bar.set_postfix(log_post=f"{lp:.6g}", refresh=False)  # redrawn by update()
-            change = abs(lp - self.history_[-2]["log_posterior"]) if it else math.inf
-            if it == max_iter or change <= tol * abs(lp):
-                break
-            W = m_step_loadings(W, Szz, Sxz, psi, self._penalty(W), sweeps)
-            psi = (XtX.diagonal() - 2 * (W * Sxz).sum(1) + ((W @ Szz) * W).sum(1)) / N
-            psi = psi.clamp_min(self.min_noise)
-            bar.update()
-        bar.close()
-        self.W_, self.psi_, self.n_iter_ = W, psi, it
+        finally:
+            bar.close()
+        self.n_features, self.feature_names_ = G, names
+        self.mean_, self.scale_, self.prior_, self.history_ = mean, scale, prior, history
+        self.W_, self.psi_, self.n_iter_ = done
+        self.interrupted_ = interrupted
         return self
 
     # -- results -------------------------------------------------------------------------
@@ -248,7 +279,7 @@ class SparseFA(NamedUnits):
 
     def _scaled(self, X) -> torch.Tensor:
         self._fitted()
-        X = check_matrix(X, self.n_features, dtype=np.float64)
+        X = check_matrix(X, self.n_features, dtype=np.float64, names=self.feature_names_)
         return torch.from_numpy((X - self.mean_) / self.scale_)
 
     def transform(self, X) -> np.ndarray:
@@ -265,24 +296,27 @@ class SparseFA(NamedUnits):
         self._fitted()
         return (self.psi_ * self.scale_**2).numpy()
 
-    def _support(self, W: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.prior_, SpikeSlabLasso):
-            return self.prior_.support(W.unsqueeze(1))
+    @staticmethod
+    def _support(W: torch.Tensor, prior) -> torch.Tensor:
+        if isinstance(prior, SpikeSlabLasso):
+            return prior.support(W.unsqueeze(1))
         return W != 0
 
     def support(self) -> np.ndarray:
         """``(G, K)`` bool: non-zero loadings (for the spike-and-slab lasso also
         ``p* > 0.5``)."""
         self._fitted()
-        return self._support(self.W_).numpy()
+        return self._support(self.W_, self.prior_).numpy()
 
     def reconstruct(self, X) -> np.ndarray:
         """``(N, G)`` ``mu + W E[z | x]`` in the units of ``X``."""
-        return self.mean_ + self.transform(X) @ self.loadings().T
+        z = self.transform(X)
+        return self.mean_ + z @ self.loadings().T
 
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
         """``(n, G)`` draws of ``x = mu + W z + e`` in the units of ``X``."""
         self._fitted()
+        check_int(n, "n", 0)
         with seeded(seed, torch.device("cpu")):
             z = torch.randn(n, self.latent_dim, dtype=self.W_.dtype)
             e = torch.randn(n, self.n_features, dtype=self.W_.dtype) * self.psi_.sqrt()

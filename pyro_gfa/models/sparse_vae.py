@@ -67,12 +67,13 @@ from pyro import poutine
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .._checks import check_float, check_int
 from ..metrics import AnchorReport, anchor_report
 from ..priors import NoPrior, Prior
 from ..priors.ssl import SpikeSlabLasso
 from .base import Estimator, GFAModule, check_matrix, seeded
 from .likelihoods import Likelihood, make_likelihood
-from .nets import _uniform_, mlp
+from .nets import _uniform_, check_widths, mlp
 
 __all__ = ["SparseDecoder", "SparseVAE", "SparseVAEModule"]
 
@@ -108,11 +109,7 @@ class SparseDecoder(nn.Module):
     ):
         super().__init__()
         self.normalize_first = normalize_first
-        hidden = tuple(int(h) for h in hidden)
-        if not hidden or min(hidden) <= 0:
-            raise ValueError(
-                f"hidden must be a non-empty sequence of positive widths, got {hidden}"
-            )
+        hidden = check_widths(hidden, "hidden", allow_empty=False)
         self.n_features, self.latent_dim, self.hidden = n_features, latent_dim, hidden
         self.max_elements = int(max_elements)
         self.first = nn.Parameter(torch.empty(hidden[0], latent_dim))
@@ -428,8 +425,7 @@ class SparseVAE(Estimator):
         w_init: float = 1.0,
         max_elements: int = 2**24,
     ):
-        if not isinstance(n_features, (int, np.integer)) or n_features <= 0:
-            raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+        n_features = check_int(n_features, "n_features")
         if not mask:
             if prior is not None and not isinstance(prior, NoPrior):
                 raise ValueError("mask=False (the VAE baseline) has no W to put a prior on")
@@ -437,9 +433,11 @@ class SparseVAE(Estimator):
         elif prior is None:
             prior = SpikeSlabLasso(lambda0=1000.0, lambda1=100.0)
         super().__init__(latent_dim, prior, prior_scale)
-        self.n_features = int(n_features)
-        self.hidden = tuple(hidden)
-        self.encoder_hidden = None if encoder_hidden is None else tuple(encoder_hidden)
+        self.n_features = n_features
+        self.hidden = check_widths(hidden, "hidden", allow_empty=False)
+        if encoder_hidden is not None:
+            encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
+        self.encoder_hidden = encoder_hidden
         self.likelihood = make_likelihood(likelihood, self.n_features)
         self.mask = bool(mask)
         if isinstance(prior_cov, str):
@@ -449,25 +447,25 @@ class SparseVAE(Estimator):
             cov = torch.as_tensor(np.asarray(prior_cov), dtype=torch.float32)
             if cov.shape != (self.latent_dim, self.latent_dim):
                 raise ValueError(f"prior_cov must be {self.latent_dim} x {self.latent_dim}")
-            if not torch.allclose(cov, cov.T) or torch.linalg.eigvalsh(cov).min() <= 0:
-                raise ValueError("prior_cov must be symmetric positive definite")
+            if (
+                not torch.isfinite(cov).all()
+                or not torch.allclose(cov, cov.T)
+                or torch.linalg.eigvalsh(cov).min() <= 0
+            ):
+                raise ValueError("prior_cov must be a finite symmetric positive definite matrix")
             prior_cov = cov
         self.prior_cov = prior_cov
-        if em_warmup < 0:
-            raise ValueError(f"em_warmup must be >= 0, got {em_warmup}")
-        if kl_warmup < 0:
-            raise ValueError(f"kl_warmup must be >= 0, got {kl_warmup}")
-        self.em_warmup = int(em_warmup)
-        self.kl_warmup = int(kl_warmup)
-        self.max_elements = int(max_elements)
+        self.em_warmup = check_int(em_warmup, "em_warmup", 0)
+        self.kl_warmup = check_int(kl_warmup, "kl_warmup", 0)
+        self.max_elements = check_int(max_elements, "max_elements")
         self.theta_prior = bool(theta_prior)
         self.normalize_first = bool(normalize_first)
-        self.w_init = float(w_init)
+        self.w_init = check_float(w_init, "w_init", allow_low=True)
         self._fit_data: np.ndarray | None = None
         self._steps_per_epoch = 1
 
     def _check(self, X) -> np.ndarray:
-        X = check_matrix(X, self.n_features)
+        X = check_matrix(X, self.n_features, names=self._expected_names())
         self.likelihood.check(X)
         return X
 
@@ -602,10 +600,12 @@ class SparseVAE(Estimator):
     def sample(self, n: int, seed: int | None = None, total_count=None) -> np.ndarray:
         """``(n, n_features)`` draws of ``x`` from the generative model (``z ~ N(0, Sigma)``).
 
-        ``total_count`` sets the row totals of a count likelihood (one number, or one per
-        row); by default every row gets the mean row total of the training data.
+        ``total_count`` sets the row totals of a count likelihood (a non-negative integer,
+        or one per row); by default every row gets the mean row total of the training data.
+        The Gaussian and Bernoulli likelihoods have no row totals and reject it.
         """
         m = self._fitted()
+        n = check_int(n, "n", 0)
         with seeded(seed, self.device):
             z = torch.randn(n, m.latent_dim, device=self.device)
             L = m.prior_scale_tril()
@@ -652,8 +652,7 @@ class VAE(SparseVAE):
         prior_cov=None,
         **kwargs,
     ):
-        if not (math.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta must be a positive number, got {beta}")
+        beta = check_float(beta, "beta")
         super().__init__(
             n_features,
             latent_dim,
@@ -663,7 +662,7 @@ class VAE(SparseVAE):
             prior_cov=prior_cov,
             **kwargs,
         )
-        self.beta = float(beta)
+        self.beta = beta
 
     def _build_module(self) -> SparseVAEModule:
         module = super()._build_module()

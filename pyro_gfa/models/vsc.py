@@ -23,7 +23,6 @@ warm-up schedule of ``c``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,6 +32,7 @@ from pyro.distributions import constraints
 from torch.distributions import kl_divergence, register_kl
 from torch.distributions.utils import broadcast_all
 
+from .._checks import check_float, check_int
 from .base import seeded
 from .likelihoods import Likelihood
 from .nets import mlp
@@ -232,18 +232,13 @@ class VSC(VAE):
         likelihood: str | Likelihood = "gaussian",
         **kwargs,
     ):
-        if not (0.0 < slab_prob < 1.0):
-            raise ValueError(f"slab_prob must be in (0, 1), got {slab_prob}")
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {temperature}")
-        if warmup < 0:
-            raise ValueError(f"warmup must be >= 0 epochs, got {warmup}")
+        slab_prob = check_float(slab_prob, "slab_prob", 0.0, 1.0)
+        temperature = check_float(temperature, "temperature")
+        warmup = check_int(warmup, "warmup", 0)
         if "prior_cov" in kwargs or "beta" in kwargs:
             raise ValueError("VSC's prior on z is the spike-and-slab: no prior_cov or beta")
         super().__init__(n_features, latent_dim, hidden=hidden, likelihood=likelihood, **kwargs)
-        self.slab_prob = float(slab_prob)
-        self.temperature = float(temperature)
-        self.warmup = int(warmup)
+        self.slab_prob, self.temperature, self.warmup = slab_prob, temperature, warmup
 
     def _module_options(self) -> dict:
         return {
@@ -268,10 +263,14 @@ class VSC(VAE):
         return m.posterior(x).base_dist.slab_prob.cpu().numpy()
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None) -> np.ndarray:
-        """``(n, n_features)`` draws of ``x`` from the generative model (spike-and-slab ``z``)."""
+    def sample(self, n: int, seed: int | None = None, total_count=None) -> np.ndarray:
+        """``(n, n_features)`` draws of ``x`` from the generative model (spike-and-slab ``z``).
+
+        ``total_count``: row totals of a count likelihood, as in :meth:`SparseVAE.sample`.
+        """
         m = self._fitted()
+        n = check_int(n, "n", 0)
         with seeded(seed, self.device):
             like = torch.zeros((), device=self.device)
             z = m.z_prior(n, like).sample()
-            return m.sample_x(z).cpu().numpy()
+            return m.sample_x(z, total_count).cpu().numpy()

@@ -39,6 +39,7 @@ import math
 
 import torch
 
+from .._checks import check_float
 from .base import Prior, cell_norms
 
 
@@ -59,14 +60,9 @@ class Horseshoe(Prior):
 
     def __init__(self, b_global: float = 1.0, b_local: float = 1.0, reference_scale: float = 0.1):
         super().__init__()
-        for name, v in (
-            ("b_global", b_global),
-            ("b_local", b_local),
-            ("reference_scale", reference_scale),
-        ):
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive number, got {v}")
-        self.b_global, self.b_local, self.reference_scale = b_global, b_local, reference_scale
+        self.b_global = check_float(b_global, "b_global")
+        self.b_local = check_float(b_local, "b_local")
+        self.reference_scale = check_float(reference_scale, "reference_scale")
         self.register_buffer("tau", torch.ones(0, 0))
         self.register_buffer("v", torch.ones(0))
         self.register_buffer("aux_local", torch.ones(0, 0))

@@ -16,14 +16,8 @@ import math
 
 import torch
 
+from .._checks import check_float
 from .base import Prior, cell_norms
-
-
-def _check_lam(lam: float) -> float:
-    lam = float(lam)
-    if not math.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam must be a finite number >= 0, got {lam}")
-    return lam
 
 
 def group_soft_threshold(W: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
@@ -71,7 +65,7 @@ class GroupLasso(Prior):
 
     def __init__(self, lam: float = 1.0):
         super().__init__()
-        self.lam = _check_lam(lam)
+        self.lam = check_float(lam, "lam", allow_low=True)
 
     def nonsmooth_log_prob(self, W):
         return -self.lam * cell_norms(W).sum()
@@ -94,7 +88,7 @@ class Lasso(Prior):
 
     def __init__(self, lam: float = 1.0):
         super().__init__()
-        self.lam = _check_lam(lam)
+        self.lam = check_float(lam, "lam", allow_low=True)
 
     def nonsmooth_log_prob(self, W):
         return -self.lam * W.abs().sum()

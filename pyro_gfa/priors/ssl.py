@@ -33,6 +33,7 @@ import math
 
 import torch
 
+from .._checks import check_float, check_int
 from .base import Prior, cell_norms
 from .lasso import group_soft_threshold, log_group_laplace_const
 
@@ -91,29 +92,17 @@ class SpikeSlabLasso(Prior):
         em_warmup_steps: int = 0,
     ):
         super().__init__()
-        lambda0, lambda1 = float(lambda0), float(lambda1)
-        if not (math.isfinite(lambda0) and math.isfinite(lambda1)) or lambda1 <= 0:
-            raise ValueError(
-                f"lambda0 and lambda1 must be finite and > 0, got {lambda0}, {lambda1}"
-            )
+        lambda0, lambda1 = check_float(lambda0, "lambda0"), check_float(lambda1, "lambda1")
         if lambda0 < lambda1:
             raise ValueError(
                 f"the spike must be narrower than the slab: need lambda0 >= lambda1, got"
                 f" lambda0={lambda0} < lambda1={lambda1}"
             )
-        if not (math.isfinite(float(a)) and a > 0):
-            raise ValueError(f"a must be > 0, got {a}")
-        if b is not None and not (math.isfinite(float(b)) and b > 0):
-            raise ValueError(f"b must be > 0, got {b}")
-        if not 0.0 < eta_init < 1.0:
-            raise ValueError(f"eta_init must be in (0, 1), got {eta_init}")
-        if em_warmup_steps < 0:
-            raise ValueError(f"em_warmup_steps must be >= 0, got {em_warmup_steps}")
         self.lambda0, self.lambda1 = lambda0, lambda1
-        self.a = float(a)
-        self.b = None if b is None else float(b)
-        self.eta_init = float(eta_init)
-        self.em_warmup_steps = int(em_warmup_steps)
+        self.a = check_float(a, "a")
+        self.b = None if b is None else check_float(b, "b")
+        self.eta_init = check_float(eta_init, "eta_init", 0.0, 1.0)
+        self.em_warmup_steps = check_int(em_warmup_steps, "em_warmup_steps", 0)
         self.register_buffer("p_star", torch.zeros(0, 0))
         self.register_buffer("eta", torch.zeros(0))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))

@@ -1,0 +1,7 @@
+"""``python -m pyro_gfa``: the ``pyro-gfa`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
