@@ -250,3 +250,10 @@ def test_pyro_svi_trains_a_module_registered_as_the_readme_says(data):
         svi.step(x)
     assert all(not torch.equal(before[k], v) for k, v in a.module.named_parameters())
     _assert_same_state(_state(b), b_before)  # another model is not touched
+
+
+def test_complex_and_out_of_float32_range_data_are_named(data):
+    with pytest.raises(TypeError, match="X is complex"):
+        _model().fit(data + 1j, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"beyond the range of float32 \(3.4e\+38\)"):
+        _model().fit(data.astype(np.float64) * 1e300, epochs=1, progress=False)

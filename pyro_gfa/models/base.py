@@ -110,10 +110,18 @@ def check_matrix(
         X = X.to_numpy(dtype=np.float64, na_value=np.nan)  # pandas' NA is missing: NaN
     elif isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
+    if np.iscomplexobj(X):
+        raise TypeError(f"{name} is complex; pass real numbers (e.g. its abs or real part)")
     try:
-        X = np.asarray(X, dtype=dtype)
+        with np.errstate(over="ignore"):  # reported below, naming the problem
+            out = np.asarray(X, dtype=dtype)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name} must be a numeric 2-d array ({e})") from e
+    if out.dtype.kind == "f" and np.isinf(out).any() and np.isfinite(np.asarray(X)).all():
+        raise ValueError(
+            f"{name} has values beyond the range of {out.dtype} ({np.finfo(out.dtype).max:.3g})"
+        )
+    X = out
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-d (rows x features), got shape {X.shape}")
     if X.shape[0] == 0:
