@@ -1,14 +1,26 @@
-"""Resuming guard shared by the benchmark scripts.
+"""Resuming guards shared by the benchmark scripts.
 
 A script that resumes (skips the rows already in its output folder) identifies a row by a few
 settings only (model, split, epochs, ...). The others go into ``settings.json`` in the folder,
 and a later run with different values is refused rather than mixed into the same tables.
+A fit cut by Ctrl-C must stop the script, not be written as a finished row.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import sys
 from pathlib import Path
+
+
+def stop_on_ctrl_c() -> None:
+    """Make Ctrl-C stop the script. A fit returns the model it has when interrupted (what a
+    notebook wants); here Ctrl-C raises ``SystemExit`` instead, which no fit catches, so a
+    cut fit is never scored or written as a row that a resume would skip."""
+    signal.signal(
+        signal.SIGINT, lambda *_: sys.exit("interrupted: the rows written so far are kept")
+    )
 
 
 def check_settings(out: str | Path, settings: dict, fresh: bool = False) -> None:
@@ -25,3 +37,4 @@ def check_settings(out: str | Path, settings: dict, fresh: bool = False) -> None
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**old, **settings}, indent=1, sort_keys=True) + "\n")
+    stop_on_ctrl_c()  # every resuming script comes here before its fits

@@ -30,6 +30,7 @@ from pathlib import Path
 import news_text as nt
 import numpy as np
 import torch
+from _settings import stop_on_ctrl_c
 
 EPOCHS = 40
 FIELDS = [
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    stop_on_ctrl_c()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     X = nt.load_corpus().X
