@@ -166,6 +166,8 @@ def test_errors():
         SparseFA(3, prior=Horseshoe())
     with pytest.raises(ValueError, match="smaller than the number of features"):
         SparseFA(24).fit(X, progress=False)
+    with pytest.raises(ValueError, match=r"more rows than latent_dim \(3\), got 3"):
+        SparseFA(3).fit(X[:3], progress=False)
     bad = X.copy()
     bad[3, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):

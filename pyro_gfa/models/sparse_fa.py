@@ -204,6 +204,8 @@ class SparseFA(NamedUnits):
             raises ``TypeError``); the fit is deterministic (it starts from the rotated
             principal components).
 
+        Notes
+        -----
         A fit that raises leaves the model as it was; Ctrl-C keeps the last completed
         iteration (``interrupted_``).
         """
@@ -218,8 +220,8 @@ class SparseFA(NamedUnits):
         K = self.latent_dim
         if K >= G:
             raise ValueError(f"latent_dim ({K}) must be smaller than the number of features ({G})")
-        if N < 2:
-            raise ValueError(f"X needs at least 2 rows to estimate the noise, got {N}")
+        if N <= K:  # the principal components that start EM need K < N
+            raise ValueError(f"X needs more rows than latent_dim ({K}), got {N}")
         # everything is fitted into locals and set together at the end, so that a fit that
         # fails leaves the model as it was, and an interrupted one at its last iteration
         mean = X.mean(0)

@@ -97,6 +97,9 @@ class SparseDecoder(nn.Module):
     max_elements
         Largest ``B x G_chunk x H`` activation tensor built at once; features are processed
         in chunks beyond it.
+    normalize_first
+        Give the first layer unit-norm columns (:meth:`first_weight`), so that the scale of
+        factor ``k``'s input to feature ``j`` is carried by ``w_jk`` alone.
     """
 
     def __init__(
@@ -633,13 +636,13 @@ class VAE(SparseVAE):
 
     Parameters
     ----------
-    n_features, latent_dim, hidden, likelihood
-        As for :class:`SparseVAE`.
+    n_features, latent_dim, hidden, likelihood, prior_cov
+        As for :class:`SparseVAE` (here ``prior_cov=None`` is ``N(0, I)``).
     beta
         Weight of ``KL(q(z | x) || p(z))``; ``elbo`` and ``log_likelihood`` always report
         the unweighted (``beta = 1``) quantities.
     **kwargs
-        Other :class:`SparseVAE` options (``prior_cov``, ``encoder_hidden``, ...).
+        Other :class:`SparseVAE` options (``encoder_hidden``, ...).
     """
 
     def __init__(
