@@ -316,6 +316,8 @@ def plot_history(model_or_history: Any, ax=None, *, log: bool | None = None):
                 "history records must be dicts with at least 'epoch' and 'loss' keys (as in"
                 f" a model's history_); record {i} is {r!r}"
             )
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _axes(ax, figsize=(6.0, 3.5))
     epochs = np.array([r["epoch"] for r in history]) + 1
     loss = np.array([r["loss"] for r in history], dtype=float)
@@ -336,8 +338,11 @@ def plot_history(model_or_history: Any, ax=None, *, log: bool | None = None):
     if "n_active" in history[0]:
         ax2 = ax.twinx()
         act = [r.get("n_active", np.nan) for r in history]
-        (l3,) = ax2.plot(epochs, act, color="C2", ls="--", label="active connections")
+        (l3,) = ax2.plot(
+            epochs, act, color="C2", ls="--", drawstyle="steps-post", label="active connections"
+        )
         ax2.set_ylabel("active connections")
+        ax2.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count: no 63.2 ticks
         handles.append(l3)
     ax.legend(handles=handles, loc="upper right", fontsize=8)
     return fig
