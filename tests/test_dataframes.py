@@ -183,3 +183,7 @@ def test_pandas_missing_values_are_nan_and_text_columns_are_named():
         gfa.OIVAE(groups=[2, 2, 2], latent_dim=2).fit(df, epochs=1, progress=False)
     with pytest.raises(TypeError, match=r"non-numeric columns \['label'\]"):
         gfa.OIVAE(groups=[2, 2, 3], latent_dim=2).fit(df.assign(label="x"), progress=False)
+    numbers_as_objects = df.astype(float).fillna(0.0).astype(object)
+    numbers_as_objects["b"] = numbers_as_objects["b"].astype("category")
+    m = gfa.OIVAE(groups=[2, 2, 2], latent_dim=2).fit(numbers_as_objects, epochs=1, progress=False)
+    assert m.transform(numbers_as_objects).shape == (24, 2)

@@ -65,7 +65,7 @@ def test_warm_start_and_misspelt_options_are_refused_not_ignored():
             m.fit(X, warm_start=True)
         with pytest.raises(TypeError, match=r"unexpected keyword arguments \['epcohs'\]"):
             m.fit(X, epcohs=3)
-        m.fit(X, epochs=3, batch_size=8, progress=False)  # the deep models' options pass
+        m.fit(X, epochs=3, batch_size=8, observed=None, progress=False)  # other models' options
 
 
 def test_feature_names_from_a_dataframe():

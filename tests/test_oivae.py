@@ -194,26 +194,6 @@ def test_non_finite_objective_fails_clearly_and_keeps_earlier_work(tmp_path):
     np.testing.assert_allclose(saved.elbo(X), m.elbo(X))
 
 
-def test_a_diverging_restart_keeps_the_best_finished_one():
-    X, _ = gfa.data.make_bars(128, size=4, seed=0)
-    m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
-    starts = []
-
-    def corrupt_second_restart(epoch, record):
-        starts.append(epoch == 0)
-        if sum(starts) == 2 and epoch == 1:
-            with torch.no_grad():
-                m.module.W.mul_(float("inf"))
-
-    with pytest.raises(FloatingPointError):
-        m.fit(X, epochs=3, n_restarts=3, seed=0, progress=False, callback=corrupt_second_restart)
-    # the third restart never ran; the model is the better of the first and the rolled-back
-    # second, and both were scored
-    assert sum(starts) == 2 and len(m.restart_elbos_) == 2
-    assert m.elbo(X).mean() == pytest.approx(max(m.restart_elbos_), rel=0.05)
-    assert all(torch.isfinite(t).all() for t in m.module.state_dict().values())
-
-
 @pytest.mark.parametrize(
     "kwargs, err, match",
     [

@@ -211,7 +211,7 @@ def test_ctrl_c_keeps_the_last_iterate_and_a_failed_refit_keeps_the_earlier_fit(
         return real(*args)
 
     monkeypatch.setattr(sparse_fa, "m_step_loadings", m_step)
-    with pytest.warns(UserWarning, match="interrupted at iteration 4"):
+    with pytest.warns(UserWarning, match="interrupted; it keeps iteration 4"):
         m.fit(X2, progress=False)
     assert m.interrupted_ and m.n_iter_ == 4 and len(m.history_) == 5
     monkeypatch.undo()

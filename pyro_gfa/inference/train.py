@@ -198,7 +198,18 @@ def train(
             snap = _snapshot(module)
             if not all(torch.isfinite(t).all() for t in snap.values()):
                 raise FloatingPointError(f"a parameter became non-finite in epoch {epoch}")
-            previous, good = good, snap
+            if epoch == start + epochs - 1:
+                # no later step checks the last one's loss: evaluate it before the callbacks
+                # (a checkpoint) see this epoch
+                with torch.no_grad(), pyro.validation_enabled(False):
+                    batch = [t[: min(n, batch_size)] for t in tensors]
+                    model, guide = module.model, module.guide
+                    loss = module.loss(*batch) if fast else elbo.loss(model, guide, *batch)
+                if not math.isfinite(float(loss)):
+                    raise FloatingPointError(
+                        f"the objective became {float(loss)} after epoch {epoch}"
+                    )
+            good = snap
             record = {
                 "epoch": epoch,
                 "loss": total.item() / n,
@@ -208,16 +219,6 @@ def train(
             bar.set_postfix(loss=f"{record['loss']:.4g}", active=record["n_active"])
             if callback is not None and callback(epoch, record):
                 break
-        if len(history) > start:
-            # the steps of the last epoch are checked by no later loss: evaluate it once
-            with torch.no_grad(), pyro.validation_enabled(False):
-                batch = [t[: min(n, batch_size)] for t in tensors]
-                model, guide = module.model, module.guide
-                loss = module.loss(*batch) if fast else elbo.loss(model, guide, *batch)
-            if not math.isfinite(float(loss)):
-                good = previous
-                history.pop()
-                raise FloatingPointError(f"the objective became {float(loss)} after epoch {epoch}")
     except FloatingPointError as err:
         module.load_state_dict(good)
         kept = "No epoch completed: the model holds the parameters it started from"

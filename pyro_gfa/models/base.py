@@ -86,28 +86,29 @@ def check_matrix(
     marks missing values (infinite values are still rejected). With ``names`` (the columns
     seen by ``fit``) a DataFrame or AnnData must have exactly these columns in this order.
     """
-    got = feature_names_of(X) if names is not None else None
-    if got is not None and got != tuple(names):
-        if sorted(got) == sorted(names):
-            raise ValueError(
-                f"{name} has the columns seen by fit in another order; select them in the"
-                " fitted order with X[model.feature_names_]"
-            )
-        missing = [c for c in names if c not in set(got)]
-        extra = [c for c in got if c not in set(names)]
-        raise ValueError(
-            f"{name}'s columns differ from those seen by fit: missing {missing[:5]},"
-            f" not seen by fit {extra[:5]}"
-        )
+    if names is not None:
+        check_names(feature_names_of(X), names, name)
     if _is_anndata(X):
         X = X.X
     if hasattr(X, "toarray") and hasattr(X, "nnz"):  # scipy.sparse
         X = X.toarray()
     if hasattr(X, "to_numpy") and hasattr(X, "columns"):
-        bad = [c for c, t in X.dtypes.items() if getattr(t, "kind", "O") not in "biuf"]
-        if bad:
-            raise TypeError(f"{name} has non-numeric columns {bad[:5]}; drop or encode them")
-        X = X.to_numpy(dtype=np.float64, na_value=np.nan)  # pandas' NA is missing: NaN
+
+        def numeric(frame):  # pandas' NA is missing: NaN
+            return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+
+        try:
+            X = numeric(X)
+        except (TypeError, ValueError):
+            bad = []
+            for j in range(X.shape[1]):
+                try:
+                    numeric(X.iloc[:, [j]])
+                except (TypeError, ValueError):
+                    bad.append(X.columns[j])
+            raise TypeError(
+                f"{name} has non-numeric columns {bad[:5]}; drop or encode them"
+            ) from None
     elif isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
     if np.iscomplexobj(X):
@@ -143,16 +144,33 @@ def check_matrix(
     return X
 
 
+def check_names(got: Sequence[str] | None, names: Sequence[str], name: str = "X") -> None:
+    """Refuse column names ``got`` (``None``: an array, which has none) other than ``names``,
+    the columns seen by ``fit``, or in another order."""
+    if got is None or tuple(got) == tuple(names):
+        return
+    if sorted(got) == sorted(names):
+        raise ValueError(
+            f"{name} has the columns seen by fit in another order; select them in the"
+            " fitted order with X[model.feature_names_]"
+        )
+    missing = [c for c in names if c not in set(got)]
+    extra = [c for c in got if c not in set(names)]
+    raise ValueError(
+        f"{name}'s columns differ from those seen by fit: missing {missing[:5]},"
+        f" not seen by fit {extra[:5]}"
+    )
+
+
 def check_other_fit_options(owner: str, options: dict) -> None:
     """Let a model's ``fit`` take and ignore the options of the other models' ``fit``
     (``epochs``, ``max_iter``, ...), so one call fits every model, yet refuse a misspelt
     option and ``warm_start``."""
+    from .factvae import FactVAE
     from .sparse_fa import SparseFA
 
-    known = {
-        *inspect.signature(Estimator.fit).parameters,
-        *inspect.signature(SparseFA.fit).parameters,
-    }
+    fits = (Estimator.fit, SparseFA.fit, FactVAE.fit)
+    known = {p for f in fits for p in inspect.signature(f).parameters}
     unknown = sorted(set(options) - known)
     if unknown:
         raise TypeError(f"{owner}.fit() got unexpected keyword arguments {unknown}")
@@ -202,22 +220,50 @@ def _init_recorder(init: Callable) -> Callable:
 
 
 def _fit_recorder(fit: Callable) -> Callable:
-    """Wrap a subclass ``fit`` so the names of the data of the outermost call are kept,
-    even when the subclass converts ``X`` to an array before calling ``Estimator.fit``."""
+    """Wrap ``fit`` so that its outermost call (a subclass ``fit`` calls ``Estimator.fit``):
+
+    - keeps the column names of the user's data, even when the subclass converts ``X`` to
+      an array first;
+    - puts the estimator back as it was before the call when the fit raises or is
+      interrupted before completing an epoch (``Estimator.fit`` sets ``_fit_progress``);
+    - warns of an interruption, pointing at the user's line.
+    """
 
     @functools.wraps(fit)
     def wrapper(self, X, *args, **kwargs):
-        outer = "_fit_names" not in self.__dict__
-        if outer:
-            self.__dict__["_fit_names"] = feature_names_of(X)
-        try:
+        if "_fit_names" in self.__dict__:  # an inner call
             return fit(self, X, *args, **kwargs)
+        before = dict(vars(self))
+        self.__dict__["_fit_names"] = feature_names_of(X)
+        name = type(self).__name__
+        try:
+            fit(self, X, *args, **kwargs)
+        except BaseException as err:
+            if self.__dict__.get("_fit_progress") is False:
+                _restore(self, before)
+                err.add_note(
+                    f"No epoch of this fit completed: the {name} is as it was before the call."
+                )
+            raise
         finally:
-            if outer:
-                self.__dict__.pop("_fit_names", None)
+            self.__dict__.pop("_fit_names", None)
+            progress = self.__dict__.pop("_fit_progress", True)
+        if self.interrupted_:
+            kept = "the parameters of its last completed epoch"
+            if not progress:
+                _restore(self, before)
+                self.interrupted_ = True
+                kept = f"the {name} as it was before the call (no epoch completed)"
+            warnings.warn(f"fit interrupted; it keeps {kept} (interrupted_ is True)", stacklevel=2)
+        return self
 
     wrapper._records_fit = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _restore(est: Any, state: dict) -> None:
+    vars(est).clear()
+    vars(est).update(state)
 
 
 class EarlyStopping:
@@ -391,8 +437,9 @@ class NamedUnits:
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def _expected_names(self) -> tuple[str, ...] | None:
-        """The column names data must have: those seen by ``fit`` (none during a fit)."""
-        return None if "_fit_names" in self.__dict__ else self.feature_names_
+        """The column names data must have: those seen by ``fit``; during a fit, those of
+        its data (held-out rows must match them)."""
+        return self.__dict__.get("_fit_names", self.feature_names_)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -489,6 +536,7 @@ class Estimator(NamedUnits):
         return check_matrix(X, self.n_features, names=self._expected_names())
 
     # -- fitting ----------------------------------------------------------------------
+    @_fit_recorder
     def fit(
         self,
         X,
@@ -586,13 +634,16 @@ class Estimator(NamedUnits):
         An interrupted fit (Ctrl-C) warns, sets ``interrupted_`` and returns the model with
         the parameters of its last completed epoch (saved to ``checkpoint`` too), so that
         a notebook keeps its work; scripts that must stop check ``interrupted_``. A fit
-        whose objective or parameters become non-finite raises ``FloatingPointError`` after
-        keeping its earlier work: the parameters of its last completed epoch (or the best
-        restart so far, or the best held-out epoch with ``restore_best``), saved to
-        ``checkpoint`` when one is given. ``validation_data`` and ``checkpoint`` are checked
-        before the model is touched: a path that cannot be written raises and leaves an
-        earlier fit as it was.
+        that raises (a non-finite objective or parameter is a ``FloatingPointError``; the
+        objective after the last step is checked too) first keeps its earlier work: the
+        parameters of its last completed epoch (or the best finished restart, or the best
+        held-out epoch with ``restore_best``), saved to ``checkpoint`` when one is given.
+        A fit that raises or is interrupted before completing an epoch leaves the estimator
+        as it was before the call. ``validation_data`` (its columns too) and ``checkpoint``
+        are checked before the model is touched; an existing checkpoint is replaced only
+        by one of this fit.
         """
+        self._fit_progress = False  # until an epoch completes: see _fit_recorder
         names = self.__dict__.get("_fit_names", feature_names_of(X))
         X = self._check(X)
         for value, name, least in [
@@ -618,6 +669,8 @@ class Estimator(NamedUnits):
             raise ValueError("warm_start=True needs a fitted or loaded model to continue from")
         if warm_start and n_restarts > 1:
             raise ValueError("warm_start cannot be combined with n_restarts > 1")
+        if warm_start and names is not None and self.feature_names_ is not None:
+            check_names(names, self.feature_names_)
         callbacks = [] if callback is None else [callback]
         stopper = None
         if validation_data is not None:
@@ -634,27 +687,30 @@ class Estimator(NamedUnits):
                 stops = [bool(cb(epoch, record)) for cb in callbacks]
                 return any(stops)
 
-        before = dict(vars(self))  # put back if this fit fails before any progress
+        ran_before = len(self.history_) if warm_start else 0
         self.feature_names_ = names
         self.best_epoch_ = None
-        dev = resolve_device(device)
-        tensors = self._tensors(X, dev)
+        self.interrupted_ = False
         self.restart_elbos_ = []
         momentum = self.default_sparse_momentum if sparse_momentum is None else sparse_momentum
-        best = failure = None
+        best = failure = history = None  # history: this call's, once its module is built
         interrupted = False
-        for r in range(n_restarts):
-            # a continued fit draws afresh (batches, noise), yet repeats from the same seed
-            offset = len(self.history_ or []) if warm_start else 1000 * r
-            with seeded(None if seed is None else seed + offset, dev):
-                if warm_start:
-                    self.module = self.module.to(dev)
-                    self.history_ = list(self.history_ or [])
-                else:
-                    self.module = self._build_module().to(dev)
-                    self.history_ = []
-                self.module.prior_weight = 1.0 if self.prior_scale == "paper" else 1.0 / X.shape[0]
-                try:
+        try:
+            dev = resolve_device(device)
+            tensors = self._tensors(X, dev)
+            for r in range(n_restarts):
+                # a continued fit draws afresh (batches, noise), yet repeats from the same seed
+                offset = len(self.history_) if warm_start else 1000 * r
+                with seeded(None if seed is None else seed + offset, dev):
+                    if warm_start:
+                        self.module = self.module.to(dev)
+                        self.history_ = list(self.history_)
+                    else:
+                        self.module = self._build_module().to(dev)
+                        self.history_ = []
+                    history = self.history_
+                    scale = 1.0 if self.prior_scale == "paper" else 1.0 / X.shape[0]
+                    self.module.prior_weight = scale
                     train(
                         self.module,
                         tensors,
@@ -671,43 +727,36 @@ class Estimator(NamedUnits):
                         history=self.history_,
                         pyro_elbo=pyro_elbo,
                     )
-                except Exception as err:  # noqa: BLE001 - re-raised below
-                    # train() put back the last completed epoch; finish as after a normal
-                    # stop (best restart, best epoch, checkpoint), then raise
-                    failure = err
-                except KeyboardInterrupt:
-                    interrupted = True  # finish as after a normal stop, then return
-            if n_restarts == 1:
-                break
-            # a failed restart holds its last good epoch, and competes with it
-            with seeded(seed, dev):
-                score = float(elbo_rows(self.module, tensors, 10).mean())
-            self.restart_elbos_.append(score)
-            if best is None or score > best[0]:
-                best = (score, self.module, self.history_)
-            if failure is not None or interrupted or len(self.history_) < epochs:
-                break
-        kept = "the parameters of its last completed epoch"
-        if best is None and (failure is not None or interrupted) and not self.history_:
-            # not one epoch completed: nothing of this fit is worth more than what was there
-            vars(self).clear()
-            vars(self).update(before)
-            kept = f"the {type(self).__name__} as it was before the call (no epoch completed)"
+                if n_restarts == 1:
+                    break
+                with seeded(seed, dev):
+                    score = float(elbo_rows(self.module, tensors, 10).mean())
+                self.restart_elbos_.append(score)
+                if best is None or score > best[0]:
+                    best = (score, self.module, self.history_)
+                if len(self.history_) < epochs:  # stopped early: no more restarts
+                    break
+        # train() put back the last completed epoch; a restart that failed or was cut does
+        # not compete with the finished ones. Finish as after a normal stop, then raise.
+        except KeyboardInterrupt:
+            interrupted = True
+        except Exception as err:  # noqa: BLE001 - re-raised below
+            failure = err
+        self._fit_progress = best is not None or len(history or ()) > ran_before
+        if not self._fit_progress and (failure is not None or interrupted):
+            self.interrupted_ = interrupted
             if failure is not None:
-                failure.add_note(f"The {type(self).__name__} is as it was before the call.")
                 raise failure
-        else:
-            if best is not None:
-                _, self.module, self.history_ = best
-            if stopper is not None:
-                self.best_epoch_ = stopper.best_epoch
-                if restore_best:
-                    stopper.restore()
-            if saver is not None:
-                saver.save()
+            return self  # _fit_recorder puts the estimator back as it was
+        if best is not None:
+            _, self.module, self.history_ = best
+        if stopper is not None:
+            self.best_epoch_ = stopper.best_epoch
+            if restore_best:
+                stopper.restore()
         self.interrupted_ = interrupted
-        if interrupted:
-            warnings.warn(f"fit interrupted; it keeps {kept} (interrupted_ is True)", stacklevel=2)
+        if saver is not None:
+            saver.save()
         if failure is not None:
             raise failure
         return self

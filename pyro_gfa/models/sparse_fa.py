@@ -261,13 +261,14 @@ class SparseFA(NamedUnits):
                 bar.update()
         except KeyboardInterrupt:
             interrupted = True
-            warnings.warn(
-                f"fit interrupted at iteration {done[2]}; the model keeps that iterate"
-                " (interrupted_ is True)",
-                stacklevel=2,
-            )
         finally:
             bar.close()
+        if interrupted:
+            kept = f"iteration {done[2]}" if history else "the SparseFA as it was before the call"
+            warnings.warn(f"fit interrupted; it keeps {kept} (interrupted_ is True)", stacklevel=2)
+            if not history:
+                self.interrupted_ = True
+                return self
         self.n_features, self.feature_names_ = G, names
         self.mean_, self.scale_, self.prior_, self.history_ = mean, scale, prior, history
         self.W_, self.psi_, self.n_iter_ = done

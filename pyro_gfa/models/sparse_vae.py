@@ -532,7 +532,7 @@ class SparseVAE(Estimator):
             self._fit_data = None
             if self.module is not None:
                 self.code_kl_ = self._code_kl(Xc)
-        if not self.support().any():
+        if not self.interrupted_ and not self.support().any():
             warnings.warn(self._collapse_message(Xc.shape[0]), UserWarning, stacklevel=2)
         return self
 
