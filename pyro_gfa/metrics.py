@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 __all__ = [
     "AnchorReport",
@@ -242,6 +241,8 @@ def match_columns(
     est_index = np.full(k_true, -1, dtype=int)
     sign = np.zeros(k_true)
     if k_est and k_true:
+        from scipy.optimize import linear_sum_assignment  # here: a slow import
+
         rows, cols = linear_sum_assignment(sim, maximize=True)
         est_index[cols] = rows
         sign[cols] = sgn[rows, cols]

@@ -24,7 +24,6 @@ import numpy as np
 import pyro.distributions as dist
 import torch
 from pyro.distributions import TorchDistribution, constraints
-from scipy.stats import chi2
 from torch import nn
 
 from .._checks import check_float
@@ -73,6 +72,8 @@ def calibrate_xi(
     vq = float(np.quantile(v, data_quantile))
     if not vq > 0:
         vq = float(v[v > 0].min()) if np.any(v > 0) else 1.0
+    from scipy.stats import chi2  # here: scipy.stats takes a second to import
+
     return vq * float(chi2.ppf(1.0 - prior_quantile, nu)) / nu
 
 

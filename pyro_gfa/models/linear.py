@@ -8,8 +8,6 @@ the ablation runner can put them in the same table as the deep models.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.decomposition import NMF as _SkNMF
-from sklearn.decomposition import LatentDirichletAllocation
 
 from .._checks import check_int
 from .base import NamedUnits, check_matrix, check_other_fit_options, feature_names_of
@@ -71,6 +69,8 @@ class NMF(_Linear):
     """
 
     def _make(self, seed):
+        from sklearn.decomposition import NMF as _SkNMF  # here: sklearn takes seconds to import
+
         kw = {"init": "nndsvda", "max_iter": 500, **self.kwargs}
         return _SkNMF(n_components=self.latent_dim, random_state=seed, **kw)
 
@@ -92,6 +92,8 @@ class LDA(_Linear):
         return X
 
     def _make(self, seed):
+        from sklearn.decomposition import LatentDirichletAllocation
+
         return LatentDirichletAllocation(
             n_components=self.latent_dim, random_state=seed, **self.kwargs
         )
