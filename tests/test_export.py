@@ -98,6 +98,19 @@ def test_missing_groups_stay_missing_in_observed_data():
     assert np.isfinite(idata.log_likelihood["x"].values).all()
 
 
+@pytest.mark.parametrize("likelihood", ["multinomial", "negative_binomial"])
+def test_count_models_draw_counts_around_each_rows_total(likelihood):
+    X = np.random.default_rng(0).poisson(3.0, size=(100, 6)).astype(np.float32)
+    m = gfa.SparseVAE(6, 2, hidden=(8,), likelihood=likelihood).fit(X, epochs=2, progress=False)
+    pp = m.to_arviz(X[:5], num_samples=40).posterior_predictive["x"].values
+    assert pp.shape == (1, 40, 5, 6) and (pp >= 0).all() and np.array_equal(pp, pp.round())
+    totals = pp.sum(-1)[0]
+    if likelihood == "multinomial":  # the observed total of every row
+        assert (totals == X[:5].sum(-1)).all()
+    else:  # around it: the library size sets the mean of the row sum
+        np.testing.assert_allclose(totals.mean(0), X[:5].sum(-1), rtol=0.5)
+
+
 def test_unfitted_raises():
     m = gfa.OIVAE(groups=[2, 2], latent_dim=2)
     with pytest.raises(RuntimeError, match="not fitted"):

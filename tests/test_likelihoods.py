@@ -132,6 +132,8 @@ def test_negative_binomial_log_prob_against_the_pmf():
         ).sum()
         assert lp[i].item() == pytest.approx(ref.item(), rel=1e-5)
     torch.testing.assert_close(lik.mean(out, x), x.sum(-1, keepdim=True) * torch.softmax(out, -1))
+    # a row of total 0 has mean 0: its zeros have probability 1
+    assert lik.dist(out[:1]).log_prob(torch.zeros(1, 5)).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_negative_binomial_vae_fits_overdispersed_counts():

@@ -249,3 +249,16 @@ def test_in_the_ablation_runner():
     assert row["n_active"] == int(m.support().sum()) and "support_f1" in row
     with pytest.raises(TypeError, match="Horseshoe"):
         ablation.run_one({**spec, "prior": "horseshoe"})
+
+
+def test_a_fit_cut_by_max_iter_says_so():
+    import warnings
+
+    X, _ = sparse_data(300)
+    with pytest.warns(UserWarning, match="stopped at max_iter=5 before converging"):
+        m = SparseFA(3).fit(X, max_iter=5, progress=False)
+    assert m.n_iter_ == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = SparseFA(3).fit(X, tol=1e-3, progress=False)
+    assert m.n_iter_ < 300

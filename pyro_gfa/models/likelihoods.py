@@ -140,8 +140,10 @@ class Likelihood(nn.Module):
         """The transform of ``x`` that the inference network sees."""
         return x
 
-    def dist(self, out: torch.Tensor) -> TorchDistribution:
-        """Distribution with batch shape ``out.shape[:-1]`` and event shape ``(G,)``."""
+    def dist(self, out: torch.Tensor, x: torch.Tensor | None = None) -> TorchDistribution:
+        """Distribution with batch shape ``out.shape[:-1]`` and event shape ``(G,)``; ``x``
+        (the observed rows) gives count likelihoods the row totals of their draws, so that
+        posterior predictive draws keep each row's total."""
         raise NotImplementedError
 
     def log_prior(self) -> torch.Tensor:
@@ -240,7 +242,7 @@ class GaussianLikelihood(Likelihood):
     def sigma(self) -> torch.Tensor:
         return self.log_sigma.exp()
 
-    def dist(self, out):
+    def dist(self, out, x=None):
         return dist.Normal(self.loc + self.scale * out, self.sigma()).to_event(1)
 
     def mean(self, out, x=None):
@@ -269,7 +271,7 @@ class BernoulliLikelihood(Likelihood):
                 f" other values (first {X[r, c]!r} at row {r}, column {c})"
             )
 
-    def dist(self, out):
+    def dist(self, out, x=None):
         return dist.Bernoulli(logits=out).to_event(1)
 
     def mean(self, out, x=None):
@@ -348,8 +350,8 @@ class MultinomialLikelihood(_CountComposition):
     def check(self, X):
         check_counts(X, self.name)
 
-    def dist(self, out):
-        return MultinomialCounts(out)
+    def dist(self, out, x=None):
+        return MultinomialCounts(out, total_count=None if x is None else x.sum(-1))
 
     def sample(self, out, total_count=None):
         total = self._totals(out, total_count)
@@ -377,18 +379,19 @@ class NegativeBinomialLikelihood(_CountComposition):
         check_counts(X, "negative binomial")
 
     def _nb(self, out: torch.Tensor, total: torch.Tensor) -> TorchDistribution:
-        log_mu = torch.log_softmax(out, -1) + total.clamp_min(1.0).log().unsqueeze(-1)
+        # a row of total 0 has mean ~0, so its zeros score ~0 nats (log(0) would give NaN)
+        log_mu = torch.log_softmax(out, -1) + total.clamp_min(1e-8).log().unsqueeze(-1)
         return dist.NegativeBinomial(
             total_count=self.log_theta.exp(), logits=log_mu - self.log_theta
         )
 
-    def dist(self, out):
-        return _RowTotalNB(self, out)
+    def dist(self, out, x=None):
+        return _RowTotalNB(self, out, total_count=None if x is None else x.sum(-1))
 
     def sample(self, out, total_count=None):
         """Counts around ``total_count`` per row (the library size; NB row sums vary)."""
         total = self._totals(out, total_count)
-        # _nb floors the size at 1 for the log; a row of size 0 has no counts
+        # a row of size 0 has no counts (_nb gives it a mean of ~0, not 0)
         return self._nb(out, total).sample() * (total > 0).unsqueeze(-1)
 
 
@@ -399,13 +402,27 @@ class _RowTotalNB(TorchDistribution):
     arg_constraints = {}
     support = constraints.independent(constraints.nonnegative_integer, 1)
 
-    def __init__(self, lik: NegativeBinomialLikelihood, out: torch.Tensor, validate_args=None):
-        self.lik, self.out = lik, out
+    def __init__(
+        self,
+        lik: NegativeBinomialLikelihood,
+        out: torch.Tensor,
+        total_count=None,
+        validate_args=None,
+    ):
+        self.lik, self.out, self.total_count = lik, out, total_count
         super().__init__(out.shape[:-1], out.shape[-1:], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
         out = self.out.expand(torch.Size(batch_shape) + self.event_shape)
-        return _RowTotalNB(self.lik, out, validate_args=False)
+        return _RowTotalNB(self.lik, out, self.total_count, validate_args=False)
+
+    def sample(self, sample_shape: tuple = ()):
+        """Draws around ``total_count`` per row (see :meth:`NegativeBinomialLikelihood.sample`)."""
+        if self.total_count is None:
+            raise ValueError("sampling this negative binomial needs total_count")
+        out = self.out.expand(torch.Size(sample_shape) + self.out.shape)
+        total = torch.as_tensor(self.total_count, device=out.device).expand(out.shape[:-1])
+        return self.lik.sample(out.reshape(-1, out.shape[-1]), total.reshape(-1)).reshape(out.shape)
 
     def log_prob(self, value):
         if self._validate_args:

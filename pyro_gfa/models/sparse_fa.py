@@ -269,6 +269,13 @@ class SparseFA(NamedUnits):
             if not history:
                 self.interrupted_ = True
                 return self
+        elif max_iter and change > tol * abs(lp):
+            warnings.warn(
+                f"SparseFA stopped at max_iter={max_iter} before converging: the log posterior"
+                f" still rose by {change / abs(lp):.2g} of itself in the last iteration (tol ="
+                f" {tol:g}); pass a larger max_iter to fit it further",
+                stacklevel=2,
+            )
         self.n_features, self.feature_names_ = G, names
         self.mean_, self.scale_, self.prior_, self.history_ = mean, scale, prior, history
         self.W_, self.psi_, self.n_iter_ = done

@@ -304,7 +304,7 @@ class SparseVAEModule(GFAModule):
         with pyro.plate("data", n, device=x.device), poutine.scale(scale=1.0 / n):
             with poutine.scale(scale=self.kl_weight):
                 z = pyro.sample("z", self.z_prior(n, x))
-            pyro.sample("x", self.likelihood.dist(self.decoder_out(z)), obs=x)
+            pyro.sample("x", self.likelihood.dist(self.decoder_out(z), x), obs=x)
 
     def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
         """``q(z | x)`` for the rows of ``x`` (batch shape ``(N,)``, event shape ``(K,)``)."""
