@@ -28,9 +28,16 @@ def check_seed(seed: Any) -> int | None:
 
 
 def check_float(
-    value: Any, name: str, low: float = 0.0, high: float = math.inf, *, allow_low: bool = False
+    value: Any,
+    name: str,
+    low: float = 0.0,
+    high: float = math.inf,
+    *,
+    allow_low: bool = False,
+    allow_high: bool = False,
 ) -> float:
-    """``value`` as a finite ``float`` in ``(low, high)`` (``[low, high)`` with ``allow_low``).
+    """``value`` as a finite ``float`` in ``(low, high)``; ``allow_low`` / ``allow_high``
+    close the interval at that end.
 
     Any real number passes (numpy scalars included) but not ``bool``, strings or NaN;
     otherwise a ``ValueError`` naming ``name`` and the allowed range.
@@ -38,11 +45,13 @@ def check_float(
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if ok:
         value = float(value)
-        ok = math.isfinite(value) and (low <= value if allow_low else low < value) and value < high
+        above = low <= value if allow_low else low < value
+        below = value <= high if allow_high else value < high
+        ok = math.isfinite(value) and above and below
     if not ok:
         if high == math.inf:
             where = f"{'>=' if allow_low else '>'} {low:g} and finite"
         else:
-            where = f"in {'[' if allow_low else '('}{low:g}, {high:g})"
+            where = f"in {'[' if allow_low else '('}{low:g}, {high:g}{']' if allow_high else ')'}"
         raise ValueError(f"{name} must be {where}, got {value!r}")
     return value

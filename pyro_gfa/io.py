@@ -384,7 +384,7 @@ def save(est: Estimator, path: str | Path) -> Path:
     path = Path(path)
     meta = json.dumps(_meta(est), indent=1)
     weights = _weights_bytes(est) if est.module is not None else None
-    check_target(path)
+    _refuse_bad_target(path)
     if path.suffix == ".zip":
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(fd)
@@ -421,12 +421,18 @@ def save(est: Estimator, path: str | Path) -> Path:
 
 
 def check_target(path: str | Path) -> None:
-    """Fail now if :func:`save` could not write ``path``, leaving any file there as it is.
-
-    Creates the parent directory and a temporary file in it (removed at once); refuses an
-    existing file where a directory is meant and a non-empty directory holding no model.
-    """
+    """Fail now if :func:`save` could not write ``path``, leaving any file there as it is:
+    creates the parent directory and a temporary file in it (removed at once)."""
     path = Path(path)
+    _refuse_bad_target(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    os.remove(tmp)
+
+
+def _refuse_bad_target(path: Path) -> None:
+    """Create ``path``'s parent; refuse an existing file where a directory is meant and a
+    non-empty directory that holds no model."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix != ".zip" and path.exists():
         if not path.is_dir():
@@ -436,9 +442,6 @@ def check_target(path: str | Path) -> None:
             raise FileExistsError(
                 f"{path} is a non-empty directory that holds no pyro-gfa model; not overwriting"
             )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    os.remove(tmp)
 
 
 def _read(path: Path) -> tuple[dict, bytes | None]:

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._checks import check_float
+
 __all__ = [
     "AnchorReport",
     "ColumnMatching",
@@ -662,9 +664,7 @@ def factors_recovered(
         raise ValueError(
             f"z and factors need the same number of rows, got {c.shape[0]} and {f.shape[0]}"
         )
-    real = isinstance(threshold, (int, float, np.integer, np.floating))
-    if isinstance(threshold, bool) or not (real and 0.0 <= threshold <= 1.0):
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    check_float(threshold, "threshold", 0.0, 1.0, allow_low=True, allow_high=True)
     if active is not None:
         c = c[:, _code_columns(active, c.shape[1])]
     out = np.zeros(f.shape[1], dtype=bool)

@@ -15,3 +15,24 @@ def _fresh_pyro_state():
 
 def pytest_configure(config):
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def fail_at_step(monkeypatch):
+    """``fail_at_step(k, exc)``: the ``k``-th training step (1-based) raises ``exc``, as a
+    Ctrl-C (``KeyboardInterrupt``) or an error in the middle of a fit would;
+    ``monkeypatch.undo()`` ends it."""
+    from pyro_gfa.inference.train import ProximalSGD
+
+    def arm(k, exc):
+        real, calls = ProximalSGD.step, [0]
+
+        def step(self):
+            calls[0] += 1
+            if calls[0] == k:
+                raise exc
+            return real(self)
+
+        monkeypatch.setattr(ProximalSGD, "step", step)
+
+    return arm

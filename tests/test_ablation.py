@@ -61,18 +61,8 @@ def test_runs_writes_table_and_resumes_after_interruption(tmp_path, monkeypatch)
     assert calls == []  # nothing left to run
 
 
-def test_ctrl_c_inside_a_fit_stops_the_grid(tmp_path, monkeypatch):
-    from pyro_gfa.inference.train import ProximalSGD
-
-    real, calls = ProximalSGD.step, [0]
-
-    def step(self):
-        calls[0] += 1
-        if calls[0] == 2 * 4 + 2:  # 4 steps per run (2 epochs of 2 batches): in run 3
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(ProximalSGD, "step", step)
+def test_ctrl_c_inside_a_fit_stops_the_grid(tmp_path, fail_at_step):
+    fail_at_step(2 * 4 + 2, KeyboardInterrupt)  # 4 steps per run (2 epochs of 2 batches): run 3
     with pytest.warns(UserWarning, match="interrupted"), pytest.raises(KeyboardInterrupt):
         ablation.run_ablation(CONFIG, out=tmp_path, progress=False)
     with open(tmp_path / "runs.csv") as f:

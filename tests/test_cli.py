@@ -180,18 +180,8 @@ def test_other_models(csv, model, prior):
     assert len(pd.read_csv(out / "loadings.csv", index_col=0)) == (6 if model == "sparsevae" else 3)
 
 
-def test_ctrl_c_keeps_the_results_and_exits_130(csv, capsys, monkeypatch):
-    from pyro_gfa.inference.train import ProximalSGD
-
-    real, calls = ProximalSGD.step, [0]
-
-    def step(self):
-        calls[0] += 1
-        if calls[0] == 2 * 4 + 1:  # 4 steps per epoch: Ctrl-C in epoch 2
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(ProximalSGD, "step", step)
+def test_ctrl_c_keeps_the_results_and_exits_130(csv, capsys, fail_at_step):
+    fail_at_step(2 * 4 + 1, KeyboardInterrupt)  # 4 steps per epoch: Ctrl-C in epoch 2
     out = csv / "out"
     args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "-k", "2"]
     args += ["--epochs", "50", "--batch-size", "32", "--no-plots", "-q", "--out", str(out)]

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import pyro_gfa as gfa
-from pyro_gfa.inference.train import ProximalSGD
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +31,13 @@ def _assert_same_state(a, b):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
-def _fail_at_step(monkeypatch, k, exc):
-    """Make the ``k``-th training step (1-based) raise ``exc``."""
-    real, calls = ProximalSGD.step, [0]
-
-    def step(self):
-        calls[0] += 1
-        if calls[0] == k:
-            raise exc
-        return real(self)
-
-    monkeypatch.setattr(ProximalSGD, "step", step)
-
-
-def test_ctrl_c_mid_epoch_keeps_the_last_completed_epoch(data, monkeypatch):
+def test_ctrl_c_mid_epoch_keeps_the_last_completed_epoch(data, monkeypatch, fail_at_step):
     m, seen = _model(), {}
 
     def remember(epoch, record):
         seen[epoch] = _state(m)
 
-    _fail_at_step(monkeypatch, 2 * 2 + 1, KeyboardInterrupt)  # 2 steps per epoch: in epoch 2
+    fail_at_step(2 * 2 + 1, KeyboardInterrupt)  # 2 steps per epoch: in epoch 2
     with pytest.warns(UserWarning, match="interrupted.*last completed epoch"):
         out = m.fit(data, epochs=10, batch_size=64, progress=False, callback=remember)
     assert out is m and m.interrupted_
@@ -63,10 +49,10 @@ def test_ctrl_c_mid_epoch_keeps_the_last_completed_epoch(data, monkeypatch):
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError("out of memory")])
-def test_a_refit_stopped_before_its_first_epoch_leaves_the_earlier_fit(data, monkeypatch, exc):
+def test_a_refit_stopped_before_its_first_epoch_leaves_the_earlier_fit(data, exc, fail_at_step):
     m = _model().fit(data, epochs=2, progress=False)
     before, history, z = _state(m), list(m.history_), m.transform(data)
-    _fail_at_step(monkeypatch, 1, exc)
+    fail_at_step(1, exc)
     if exc is KeyboardInterrupt:
         with pytest.warns(UserWarning, match="as it was before the call"):
             m.fit(data, epochs=5, progress=False, seed=7)
@@ -81,9 +67,9 @@ def test_a_refit_stopped_before_its_first_epoch_leaves_the_earlier_fit(data, mon
     np.testing.assert_array_equal(m.transform(data), z)
 
 
-def test_a_first_fit_that_fails_at_once_leaves_the_model_unfitted(data, monkeypatch):
+def test_a_first_fit_that_fails_at_once_leaves_the_model_unfitted(data, fail_at_step):
     m = _model()
-    _fail_at_step(monkeypatch, 1, RuntimeError("boom"))
+    fail_at_step(1, RuntimeError("boom"))
     with pytest.raises(RuntimeError, match="boom"):
         m.fit(data, epochs=3, progress=False)
     with pytest.raises(RuntimeError, match="not fitted yet"):
@@ -107,18 +93,18 @@ def test_a_restart_that_fails_does_not_compete_with_the_finished_ones(data, exc)
     np.testing.assert_array_equal(m.transform(data), single.transform(data))
 
 
-def test_a_first_restart_cut_before_its_first_epoch_leaves_the_earlier_fit(data, monkeypatch):
+def test_a_first_restart_cut_before_its_first_epoch_leaves_the_earlier_fit(data, fail_at_step):
     m = _model().fit(data, epochs=2, progress=False)
     z = m.transform(data)
-    _fail_at_step(monkeypatch, 1, KeyboardInterrupt)
+    fail_at_step(1, KeyboardInterrupt)
     with pytest.warns(UserWarning, match="as it was before the call"):
         m.fit(data, epochs=3, n_restarts=2, progress=False)
     assert m.interrupted_ and len(m.history_) == 2
     np.testing.assert_array_equal(m.transform(data), z)
 
 
-def test_an_error_after_some_epochs_saves_the_last_good_one(data, tmp_path, monkeypatch):
-    _fail_at_step(monkeypatch, 2 * 3 + 1, RuntimeError("boom"))  # in epoch 3
+def test_an_error_after_some_epochs_saves_the_last_good_one(data, tmp_path, fail_at_step):
+    fail_at_step(2 * 3 + 1, RuntimeError("boom"))  # in epoch 3
     m = _model()
     with pytest.raises(RuntimeError, match="boom"):
         m.fit(data, epochs=10, batch_size=64, progress=False, checkpoint=tmp_path / "ck.zip")
@@ -137,11 +123,11 @@ def test_divergence_in_the_last_step_is_caught(data):
 
 
 def test_a_new_fit_keeps_an_existing_checkpoint_until_it_has_one_of_its_own(
-    data, tmp_path, monkeypatch
+    data, tmp_path, fail_at_step
 ):
     ck = tmp_path / "ck.zip"
     _model().fit(data, epochs=3, progress=False, checkpoint=ck)
-    _fail_at_step(monkeypatch, 1, RuntimeError("boom"))
+    fail_at_step(1, RuntimeError("boom"))
     with pytest.raises(RuntimeError):
         _model().fit(data, epochs=3, progress=False, checkpoint=ck)
     assert len(gfa.load(ck).history_) == 3
@@ -298,9 +284,9 @@ def test_a_diverged_last_epoch_never_reaches_the_checkpoint(data, tmp_path):
     assert len(gfa.load(ck).history_) == 3
 
 
-def test_the_checkpoint_records_the_interruption(data, tmp_path, monkeypatch):
+def test_the_checkpoint_records_the_interruption(data, tmp_path, monkeypatch, fail_at_step):
     ck = tmp_path / "ck.zip"
-    _fail_at_step(monkeypatch, 2 * 2 + 1, KeyboardInterrupt)
+    fail_at_step(2 * 2 + 1, KeyboardInterrupt)
     with pytest.warns(UserWarning) as caught:
         _model().fit(data, epochs=5, batch_size=64, progress=False, checkpoint=ck)
     assert gfa.load(ck).interrupted_ and len(gfa.load(ck).history_) == 2
@@ -310,11 +296,11 @@ def test_the_checkpoint_records_the_interruption(data, tmp_path, monkeypatch):
     assert not gfa.load(ck).interrupted_
 
 
-def test_a_continued_fit_that_fails_at_once_changes_nothing(data, monkeypatch):
+def test_a_continued_fit_that_fails_at_once_changes_nothing(data, monkeypatch, fail_at_step):
     m = _model().fit(data, epochs=3, progress=False, validation_data=data[:32])
     state = {k: v for k, v in vars(m).items() if k != "module"}
     before = _state(m)
-    _fail_at_step(monkeypatch, 1, RuntimeError("boom"))
+    fail_at_step(1, RuntimeError("boom"))
     with pytest.raises(RuntimeError, match="boom"):
         m.fit(data, epochs=2, progress=False, warm_start=True)
     monkeypatch.undo()

@@ -339,7 +339,7 @@ def test_factors_recovered_rejects_a_bad_active(active, match):
 @pytest.mark.parametrize("threshold", [2, -0.1, float("nan"), "0.7", True])
 def test_factors_recovered_threshold_is_checked(threshold):
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\]"):
         factors_recovered(rng.random((10, 3)), rng.random((10, 2)), threshold=threshold)
 
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_int, check_seed
+from .._checks import check_float, check_int, check_seed
 
 
 def make_bars(
@@ -34,8 +34,8 @@ def make_bars(
     """
     n, size = check_int(n, "n"), check_int(size, "size")
     seed = check_seed(seed)
-    if not (math.isfinite(noise_sd) and noise_sd >= 0) or not math.isfinite(value):
-        raise ValueError(f"need a finite noise_sd >= 0 and a finite value, got {noise_sd}, {value}")
+    check_float(noise_sd, "noise_sd", allow_low=True)
+    check_float(value, "value", -math.inf)
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, size, size=n)
     img = np.zeros((n, size, size))

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_int, check_seed
+from .._checks import check_float, check_int, check_seed
 
 QUADRANTS = ("top_left", "top_right", "bottom_left", "bottom_right")
 
@@ -71,12 +71,10 @@ def make_quadrant_bars(
     n, size, seed = check_int(n, "n"), check_int(size, "size"), check_seed(seed)
     if size % 2:
         raise ValueError(f"size must be a positive even number, got {size}")
-    if not 0.0 <= row_prob <= 1.0 or not 0.0 <= missing_rate <= 1.0:
-        raise ValueError(
-            f"row_prob and missing_rate must be in [0, 1], got {row_prob}, {missing_rate}"
-        )
-    if not (math.isfinite(noise_sd) and noise_sd >= 0) or not math.isfinite(value):
-        raise ValueError(f"need a finite noise_sd >= 0 and a finite value, got {noise_sd}, {value}")
+    for p, name in ((row_prob, "row_prob"), (missing_rate, "missing_rate")):
+        check_float(p, name, 0.0, 1.0, allow_low=True, allow_high=True)
+    check_float(noise_sd, "noise_sd", allow_low=True)
+    check_float(value, "value", -math.inf)
     rng = np.random.default_rng(seed)
     rows = rng.random((n, size)) < row_prob
     img = np.repeat(rows[:, :, None] * value, size, axis=2).astype(np.float64)

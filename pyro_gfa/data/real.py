@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._checks import check_int
+from .._checks import check_float, check_int
 
 __all__ = [
     "MissingDataPackage",
@@ -449,11 +449,7 @@ def load_movielens(min_rating: float = 4, n_items: int | None = 300) -> MovieLen
     """
     import pandas as pd
 
-    real = isinstance(min_rating, (int, float, np.integer, np.floating))
-    if isinstance(min_rating, bool) or not (real and 1 <= min_rating <= 5):
-        raise ValueError(
-            f"min_rating must be a number in 1..5 (the ratings are 1 to 5), got {min_rating!r}"
-        )
+    check_float(min_rating, "min_rating", 1.0, 5.0, allow_low=True, allow_high=True)
     if n_items is not None:
         check_int(n_items, "n_items")
 

@@ -219,18 +219,16 @@ def train(
             bar.set_postfix(loss=f"{record['loss']:.4g}", active=record["n_active"])
             if callback is not None and callback(epoch, record):
                 break
-    except FloatingPointError as err:
+    except BaseException as err:  # Ctrl-C or any error: back to the last completed epoch
         module.load_state_dict(good)
-        kept = "No epoch completed: the model holds the parameters it started from"
-        if len(history) > start:
-            kept = (
-                "The fit's earlier work is kept: the model holds its parameters of the end of"
-                f" epoch {history[-1]['epoch']}"
-            )
-        err.add_note(f"{kept} (try a smaller lr or sparse_lr).")
-        raise
-    except BaseException:  # Ctrl-C or any other error: back to the last completed epoch
-        module.load_state_dict(good)
+        if isinstance(err, FloatingPointError):
+            kept = "No epoch completed: the model holds the parameters it started from"
+            if len(history) > start:
+                kept = (
+                    "The fit's earlier work is kept: the model holds its parameters of the end"
+                    f" of epoch {history[-1]['epoch']}"
+                )
+            err.add_note(f"{kept} (try a smaller lr or sparse_lr).")
         raise
     finally:
         module.std_multiplier = 1.0

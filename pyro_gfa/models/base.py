@@ -743,19 +743,17 @@ class Estimator(NamedUnits):
         except Exception as err:  # noqa: BLE001 - re-raised below
             failure = err
         self._fit_progress = best is not None or len(history or ()) > ran_before
-        if not self._fit_progress and (failure is not None or interrupted):
-            self.interrupted_ = interrupted
-            if failure is not None:
-                raise failure
-            return self  # _fit_recorder puts the estimator back as it was
-        if best is not None:
+        # with no epoch completed and a failure or Ctrl-C, _fit_recorder puts the estimator
+        # back as it was: nothing of this fit is kept or saved
+        keep = self._fit_progress or (failure is None and not interrupted)
+        if best is not None:  # implies keep
             _, self.module, self.history_ = best
-        if stopper is not None:
+        if keep and stopper is not None:
             self.best_epoch_ = stopper.best_epoch
             if restore_best:
                 stopper.restore()
         self.interrupted_ = interrupted
-        if saver is not None:
+        if keep and saver is not None:
             saver.save()
         if failure is not None:
             raise failure
