@@ -29,7 +29,7 @@ fits poorly (Pareto k), not as a held-out log-likelihood: for that use
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +38,10 @@ from pyro import poutine
 from ._checks import check_int
 from .inference.evaluate import replicated_traces
 from .models.base import Estimator, feature_names_of, seeded
+
+if TYPE_CHECKING:  # optional and slow to import: for the annotations only
+    import arviz
+    import xarray
 
 __all__ = ["to_arviz"]
 
@@ -104,7 +108,7 @@ def to_arviz(
     seed: int | None = 0,
     chunk_rows: int = 4096,
     obs_names: Any = None,
-):
+) -> arviz.InferenceData | xarray.DataTree:
     """ArviZ object of a fitted model on the rows ``X``.
 
     Parameters

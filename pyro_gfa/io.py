@@ -36,7 +36,7 @@ import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ import torch
 from .data.groups import Groups
 from .models.base import Estimator, _is_anndata, feature_names_of, seeded
 from .priors import Prior
+
+if TYPE_CHECKING:  # imported where used: for the annotations only
+    import pandas as pd
 
 __all__ = [
     "FORMAT_NAME",
@@ -163,7 +166,9 @@ def _groups_by_label(labels: Sequence[str], n: int) -> Groups:
     return Groups.from_spec(order, n)
 
 
-def from_anndata(adata: Any, layer: str | None = None, groups: str | Mapping | None = None):
+def from_anndata(
+    adata: Any, layer: str | None = None, groups: str | Mapping | None = None
+) -> tuple[pd.DataFrame, Groups | None]:
     """An ``AnnData`` as a DataFrame (names kept) and, optionally, its groups.
 
     Parameters

@@ -24,11 +24,16 @@ the figure twice: once drawn by pyplot's inline backend and once as the returned
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._checks import check_int
+
+if TYPE_CHECKING:  # imported where used (slow): for the annotations only
+    import matplotlib.axes
+    import matplotlib.figure
+    import pandas as pd
 
 __all__ = [
     "factor_order",
@@ -107,7 +112,7 @@ def factor_order(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_loadings(
     model: Any,
-    ax=None,
+    ax: matplotlib.axes.Axes | None = None,
     *,
     order: bool = True,
     unit_names: Sequence[str] | None = None,
@@ -116,7 +121,7 @@ def plot_loadings(
     annotate: bool | None = None,
     colorbar: bool = True,
     title: str | None = None,
-):
+) -> matplotlib.figure.Figure:
     """Heatmap of the loadings ``||W^(g)_{:,k}||`` (rows: groups or features, cols: latents).
 
     Parameters
@@ -179,7 +184,7 @@ def top_units(
     unit_names: Sequence[str] | None = None,
     latent_names: Sequence[str] | None = None,
     active_only: bool = True,
-):
+) -> pd.DataFrame:
     """The ``k`` groups or features each factor loads most (the oi-VAE paper's Table 1).
 
     Parameters
@@ -230,12 +235,12 @@ def top_units(
 def plot_top_units(
     model: Any,
     k: int = 3,
-    ax=None,
+    ax: matplotlib.axes.Axes | None = None,
     *,
     unit_names: Sequence[str] | None = None,
     latent_names: Sequence[str] | None = None,
     max_factors: int = 12,
-):
+) -> matplotlib.figure.Figure:
     """:func:`top_units` as a figure: for every factor, bars of its ``k`` strongest units.
 
     Parameters
@@ -285,7 +290,9 @@ def plot_top_units(
     return fig
 
 
-def plot_history(model_or_history: Any, ax=None, *, log: bool | None = None):
+def plot_history(
+    model_or_history: Any, ax: matplotlib.axes.Axes | None = None, *, log: bool | None = None
+) -> matplotlib.figure.Figure:
     """Training curves: loss per epoch, held-out ELBO when recorded, active connections.
 
     Parameters
@@ -370,11 +377,11 @@ def plot_reconstructions(
     model: Any,
     X: Any,
     n: int = 8,
-    ax=None,
+    ax: matplotlib.axes.Axes | None = None,
     *,
     image_shape: tuple[int, int] | None = None,
     seed: int = 0,
-):
+) -> matplotlib.figure.Figure:
     """Reconstructions (decoded posterior means) against the data.
 
     Parameters
@@ -432,12 +439,12 @@ def plot_samples(
     model: Any,
     X: Any | None = None,
     n: int = 8,
-    ax=None,
+    ax: matplotlib.axes.Axes | None = None,
     *,
     image_shape: tuple[int, int] | None = None,
     seed: int = 0,
     max_features: int = 30,
-):
+) -> matplotlib.figure.Figure:
     """Draws from the generative model, against the data when given.
 
     Parameters
@@ -501,13 +508,13 @@ def plot_samples(
 
 def plot_factor_graph(
     model: Any,
-    ax=None,
+    ax: matplotlib.axes.Axes | None = None,
     *,
     unit_names: Sequence[str] | None = None,
     latent_names: Sequence[str] | None = None,
     min_share: float = 0.0,
     show_unused: bool = False,
-):
+) -> matplotlib.figure.Figure:
     """Bipartite graph of latents (left) and groups or features (right).
 
     An edge joins latent ``k`` and unit ``g`` when the connection is active (the prior's

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,7 +176,7 @@ def available_clips() -> tuple[str, ...]:
 
 
 def load_mocap(
-    clips=None,
+    clips: str | Sequence[str] | None = None,
     include_root_position: bool = False,
     canonical_quaternions: bool = True,
 ) -> MocapData:

@@ -13,10 +13,14 @@ are per-row quantities). Then
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from pyro import poutine
+
+if TYPE_CHECKING:  # models.base imports this module
+    from ..models.base import GFAModule
 
 
 def _row_terms(trace, n_rows: int, observed_only: bool = False) -> torch.Tensor:
@@ -35,11 +39,33 @@ def _row_terms(trace, n_rows: int, observed_only: bool = False) -> torch.Tensor:
 
 
 def replicated_traces(
-    module, tensors: Sequence[torch.Tensor], num_samples: int, chunk_rows: int = 4096
-):
+    module: GFAModule, tensors: Sequence[torch.Tensor], num_samples: int, chunk_rows: int = 4096
+) -> Iterator[tuple[int, list[torch.Tensor], poutine.Trace, poutine.Trace]]:
     """Yield ``(rows, args, guide_trace, model_trace)`` for chunks of rows, every row repeated
     ``num_samples`` times in ``args`` (sample-major: row ``i`` of draw ``s`` is at
-    ``s * rows + i``)."""
+    ``s * rows + i``).
+
+    Parameters
+    ----------
+    module
+        A model following the :class:`~pyro_gfa.models.base.GFAModule` protocol.
+    tensors
+        Row-aligned tensors passed to its model and guide (``N`` rows).
+    num_samples
+        Draws per row (a positive int).
+    chunk_rows
+        Rows x draws traced at once (at least one row per chunk).
+
+    Yields
+    ------
+    rows : int
+        Rows of the chunk (``m``).
+    args : list of Tensor
+        The chunk's tensors, each repeated ``num_samples`` times along the first axis
+        (``num_samples * m`` rows).
+    guide_trace, model_trace : pyro.poutine.Trace
+        A trace of the guide on ``args``, and of the model replayed on it.
+    """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     n = tensors[0].shape[0]
@@ -54,7 +80,7 @@ def replicated_traces(
 
 @torch.no_grad()
 def log_weights(
-    module,
+    module: GFAModule,
     tensors: Sequence[torch.Tensor],
     num_samples: int = 1,
     chunk_rows: int = 4096,
@@ -64,6 +90,24 @@ def log_weights(
 
     With ``observed_only`` the terms are ``log p(x_i | z_s)`` alone (the reconstruction
     term of the ELBO).
+
+    Parameters
+    ----------
+    module
+        A model following the :class:`~pyro_gfa.models.base.GFAModule` protocol.
+    tensors
+        Row-aligned tensors passed to its model and guide (``N`` rows).
+    num_samples
+        Draws ``z_s ~ q(z | x_i)`` per row.
+    chunk_rows
+        Rows x draws evaluated at once (memory bound).
+    observed_only
+        Sum the observed sites only (``log p(x_i | z_s)``).
+
+    Returns
+    -------
+    Tensor
+        ``(num_samples, N)``, in nats, on the device of ``tensors``.
     """
     out = []
     for m, _, guide_tr, model_tr in replicated_traces(module, tensors, num_samples, chunk_rows):
@@ -76,17 +120,41 @@ def log_weights(
     return torch.cat(out, dim=1)
 
 
-def elbo_rows(module, tensors, num_samples: int = 10) -> torch.Tensor:
-    """``(N,)`` Monte Carlo ELBO of every row."""
+def elbo_rows(
+    module: GFAModule, tensors: Sequence[torch.Tensor], num_samples: int = 10
+) -> torch.Tensor:
+    """``(N,)`` Monte Carlo ELBO of every row.
+
+    Parameters
+    ----------
+    module, tensors, num_samples
+        As for :func:`log_weights`.
+    """
     return log_weights(module, tensors, num_samples).mean(0)
 
 
-def log_likelihood_rows(module, tensors, num_samples: int = 100) -> torch.Tensor:
-    """``(N,)`` importance-sampled estimate of ``log p(x_i)`` for every row."""
+def log_likelihood_rows(
+    module: GFAModule, tensors: Sequence[torch.Tensor], num_samples: int = 100
+) -> torch.Tensor:
+    """``(N,)`` importance-sampled estimate of ``log p(x_i)`` for every row.
+
+    Parameters
+    ----------
+    module, tensors, num_samples
+        As for :func:`log_weights`.
+    """
     lw = log_weights(module, tensors, num_samples)
     return torch.logsumexp(lw, dim=0) - math.log(num_samples)
 
 
-def expected_log_lik_rows(module, tensors, num_samples: int = 10) -> torch.Tensor:
-    """``(N,)`` Monte Carlo ``E_q[log p(x_i | z)]``, the reconstruction term of the ELBO."""
+def expected_log_lik_rows(
+    module: GFAModule, tensors: Sequence[torch.Tensor], num_samples: int = 10
+) -> torch.Tensor:
+    """``(N,)`` Monte Carlo ``E_q[log p(x_i | z)]``, the reconstruction term of the ELBO.
+
+    Parameters
+    ----------
+    module, tensors, num_samples
+        As for :func:`log_weights`.
+    """
     return log_weights(module, tensors, num_samples, observed_only=True).mean(0)

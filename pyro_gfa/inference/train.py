@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import pyro
 import torch
 from pyro.infer import TraceMeanField_ELBO
 from pyro.infer.util import is_validation_enabled
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:  # models.base imports this module
+    from ..models.base import GFAModule
 
 
 class ProximalSGD:
@@ -31,9 +35,19 @@ class ProximalSGD:
     below the prior's rate; the gradient noise of a small batch exceeds that, so cells the
     model does not use hover near zero instead. Averaging the gradient (``beta > 0``, as in
     ProxSGD, Yang et al. 2020) lowers that noise and gives the exact zeros.
+
+    Parameters
+    ----------
+    module
+        A model following the :class:`~pyro_gfa.models.base.GFAModule` protocol: its
+        ``W``, ``prior`` and ``prior_weight`` are read at every step.
+    lr
+        Step size of the gradient step (``> 0``).
+    momentum
+        Gradient averaging ``beta`` in ``[0, 1)``.
     """
 
-    def __init__(self, module, lr: float, momentum: float = 0.0):
+    def __init__(self, module: GFAModule, lr: float, momentum: float = 0.0):
         if lr <= 0 or not 0.0 <= momentum < 1.0:
             raise ValueError(
                 f"need sparse_lr > 0 and 0 <= sparse_momentum < 1, got {lr}, {momentum}"
@@ -43,6 +57,13 @@ class ProximalSGD:
 
     @torch.no_grad()
     def step(self) -> None:
+        """One proximal step on ``module.W``, in place, after ``loss.backward()``.
+
+        Averages ``W.grad`` into the momentum buffer (when ``momentum > 0``), steps ``W``
+        against it (no gradient step when ``W.grad`` is ``None``), applies the prior's
+        proximal operator with step ``lr * prior_weight`` (:meth:`~pyro_gfa.priors.Prior.prox`),
+        then the prior's closed-form updates (:meth:`~pyro_gfa.priors.Prior.update`).
+        """
         W = self.module.W
         if W.grad is not None:
             g = W.grad
@@ -53,11 +74,27 @@ class ProximalSGD:
         self.module.prior.update(W)
 
 
-def check_loss(module, batch: Sequence[torch.Tensor], rtol: float = 1e-4) -> None:
+def check_loss(module: GFAModule, batch: Sequence[torch.Tensor], rtol: float = 1e-4) -> None:
     """Check that ``module.loss`` equals the Pyro ELBO of ``module.model``/``module.guide``.
 
     Both are evaluated on the same random draw (the same RNG state); the model and guide
     run under Pyro's validation, so argument and shape errors surface here.
+
+    Parameters
+    ----------
+    module
+        A model following the :class:`~pyro_gfa.models.base.GFAModule` protocol, with a
+        plain-torch ``loss``.
+    batch
+        Row-aligned tensors passed to ``loss``, ``model`` and ``guide``.
+    rtol
+        Relative tolerance of the comparison (the absolute one is
+        ``1e-5 * max(1, |ELBO loss|)``).
+
+    Raises
+    ------
+    RuntimeError
+        If the two values disagree.
     """
     state = torch.random.get_rng_state()
     cuda = batch[0].device.type == "cuda"
@@ -80,7 +117,7 @@ def _snapshot(module) -> dict[str, torch.Tensor]:
 
 
 def train(
-    module,
+    module: GFAModule,
     tensors: Sequence[torch.Tensor],
     *,
     epochs: int,

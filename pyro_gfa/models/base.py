@@ -21,9 +21,9 @@ import functools
 import inspect
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +34,10 @@ from ..data.groups import Groups
 from ..inference import elbo_rows, expected_log_lik_rows, log_likelihood_rows, train
 from ..priors import NoPrior, Prior, cell_norms
 
+if TYPE_CHECKING:  # optional and slow to import: for the annotations only
+    import arviz
+    import xarray
+
 
 class GFAModule(nn.Module):
     """Protocol of a model the training loop can fit.
@@ -43,6 +47,48 @@ class GFAModule(nn.Module):
     callables with local sites inside ``pyro.plate("data", ...)``), ``encode(x)`` returning
     the posterior mean and standard deviation of ``z`` and ``decode(z)`` returning the mean
     of ``x``. The guide multiplies its standard deviations by ``std_multiplier``.
+
+    Attributes
+    ----------
+    W : torch.nn.Parameter
+        ``(G, p, K)`` sparse matrix: ``G`` groups (or features), ``p`` rows per cell, ``K``
+        latents. It takes the proximal step of :class:`~pyro_gfa.inference.ProximalSGD`;
+        every other parameter takes Adam.
+    prior : Prior
+        The sparsity prior on ``W`` (this module's own copy).
+    std_multiplier : float
+        Factor on the posterior standard deviations (``< 1`` while the training loop
+        throttles them, else 1).
+    prior_weight : float
+        Weight of the global log-prior factors in the objective (1, or ``1 / N``; see the
+        module docstring).
+    latent_dim : int
+        ``K``.
+
+    Notes
+    -----
+    The methods of the protocol, for a batch of ``N`` rows with ``D`` columns (the tensors
+    of the estimator's ``_tensors``: ``x`` alone, or ``(x, observed)`` for the factVAE):
+
+    ``model(*batch) -> None``
+        The generative model. Global log-prior factors (``"W_prior"``, ...) are weighted by
+        ``prior_weight``; the sample sites ``"z"`` (``(N, K)``) and ``"x"`` (observed,
+        ``(N, D)``) lie inside ``pyro.plate("data", N)`` under ``poutine.scale(1 / N)``, so
+        the ELBO is the per-row mean plus the weighted priors.
+    ``guide(*batch) -> None``
+        The amortised posterior ``q(z | x)``: site ``"z"`` in the same plate and scale.
+    ``encode(*batch) -> (loc, scale)``
+        ``(N, K)`` mean and standard deviation of ``q(z | x)``.
+    ``decode(z) -> Tensor``
+        ``(..., D)`` mean of ``p(x | z)`` for codes ``z`` of shape ``(..., K)``.
+    ``sample_x(z) -> Tensor``
+        ``(..., D)`` draws of ``x ~ p(x | z)``.
+    ``loss(*batch) -> Tensor`` (optional)
+        The scalar negative objective of ``model``/``guide`` in plain torch (same value
+        and gradient for the same random draws); when present the training loop uses it
+        instead of Pyro's ELBO (unless ``pyro_elbo=True`` or ``num_particles > 1``).
+    ``start_epoch(epoch) -> None`` (optional)
+        Called by the training loop before every epoch (warm-up schedules).
     """
 
     std_multiplier: float = 1.0
@@ -50,18 +96,45 @@ class GFAModule(nn.Module):
     latent_dim: int
 
     def loadings(self) -> torch.Tensor:
+        """Strength of every factor on every group (or feature).
+
+        Returns
+        -------
+        Tensor
+            ``(G, K)`` Euclidean norms ``||W[g, :, k]||`` of the cells of ``W`` (detached).
+        """
         return cell_norms(self.W.detach())
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
+    """The device a fit runs on.
+
+    Parameters
+    ----------
+    device
+        ``"auto"`` (CUDA when available, else the CPU) or anything ``torch.device``
+        accepts (``"cpu"``, ``"cuda:1"``, a ``torch.device``).
+
+    Returns
+    -------
+    torch.device
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
 @contextlib.contextmanager
-def seeded(seed: int | None, device: torch.device):
-    """Run a block with torch's RNG seeded, restoring the caller's RNG state afterwards."""
+def seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Run a block with torch's RNG seeded, restoring the caller's RNG state afterwards.
+
+    Parameters
+    ----------
+    seed
+        Seed of the block; ``None`` runs it on the global RNG, which is not reset.
+    device
+        The device of the block: a CUDA device's RNG is seeded and restored too.
+    """
     if seed is None:
         yield
         return
@@ -372,6 +445,8 @@ class Checkpoint:
         return False
 
     def save(self) -> None:
+        """Save the estimator to :attr:`path` now (with :func:`pyro_gfa.io.save`,
+        replacing an earlier checkpoint there)."""
         from ..io import save
 
         save(self.estimator, self.path)
@@ -504,8 +579,11 @@ class Estimator(NamedUnits):
         if fit is not None and not getattr(fit, "_records_fit", False):
             cls.fit = _fit_recorder(fit)
 
-    def to_arviz(self, X, num_samples: int = 100, seed: int | None = 0, **kwargs):
-        """ArviZ ``InferenceData`` of the fit on ``X``; see :func:`pyro_gfa.export.to_arviz`."""
+    def to_arviz(
+        self, X, num_samples: int = 100, seed: int | None = 0, **kwargs
+    ) -> arviz.InferenceData | xarray.DataTree:
+        """ArviZ ``InferenceData`` (ArviZ 0.x; an ``xarray.DataTree`` with ArviZ 1.x) of the
+        fit on ``X``; see :func:`pyro_gfa.export.to_arviz`."""
         from ..export import to_arviz
 
         return to_arviz(self, X, num_samples=num_samples, seed=seed, **kwargs)

@@ -49,6 +49,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyro
@@ -64,6 +65,9 @@ from ..data.groups import Groups
 from ..priors import GroupLasso, NoPrior, Prior, cell_norms
 from .base import Estimator, GFAModule, check_matrix, seeded
 from .nets import GroupGenerators, _uniform_, check_widths
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = [
     "FactVAE",
@@ -304,17 +308,47 @@ class FactVAEModule(GFAModule):
 
     # -- generator side ----------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean of ``x`` given ``z``: every group's generator ``f_g(W^(g) z)``.
+
+        Parameters
+        ----------
+        z
+            ``(..., K)`` codes.
+
+        Returns
+        -------
+        Tensor
+            ``(..., D)`` means of all groups (the generator rows ``W[:, :p, :]`` only).
+        """
         u = torch.einsum("...k,gpk->...gp", z, self.W[:, : self.p, :])
         return self.generators(u)
 
     def sigma(self) -> torch.Tensor:
+        """``(D,)`` noise standard deviations of the columns, ``exp(log_sigma) + 1e-3``."""
         return self.log_sigma.exp() + 1e-3
 
     def sample_x(self, z: torch.Tensor) -> torch.Tensor:
+        """Draws ``x ~ N(decode(z), diag(sigma^2))`` of all groups.
+
+        Parameters
+        ----------
+        z
+            ``(..., K)`` codes.
+
+        Returns
+        -------
+        Tensor
+            ``(..., D)`` draws.
+        """
         loc = self.decode(z)
         return loc + self.sigma() * torch.randn_like(loc)
 
     def theta_log_prob(self) -> torch.Tensor:
+        """Scalar ``log N(theta; 0, I)`` of the generators' weights and biases.
+
+        Computed whatever ``theta_prior`` says; :meth:`model` and :meth:`loss` add it only
+        when ``theta_prior`` is set.
+        """
         params = list(self.generators.parameters())
         sq = sum(q.pow(2).sum() for q in params)
         n = sum(q.numel() for q in params)
@@ -331,6 +365,20 @@ class FactVAEModule(GFAModule):
         return torch.where(fmask, x, x.new_zeros(()))
 
     def model(self, x: torch.Tensor, observed: torch.Tensor) -> None:
+        """The generative model, scoring the observed groups only.
+
+        Factors ``"W_prior"`` and (with ``theta_prior``) ``"theta_prior"``, weighted by
+        ``prior_weight``; then, inside ``pyro.plate("data", N)`` scaled by ``1 / N``,
+        ``"z" ~ N(0, I_K)`` and the observed site ``"x"``, masked to the columns of the
+        observed groups (the other entries contribute exactly zero).
+
+        Parameters
+        ----------
+        x
+            ``(N, D)`` data; entries of missing groups may hold anything, NaN included.
+        observed
+            ``(N, G)`` bool mask of the observed groups.
+        """
         n = x.shape[0]
         pyro.factor("W_prior", self.prior_weight * self.prior.log_factor(self.W))
         if self.theta_prior:
@@ -344,6 +392,17 @@ class FactVAEModule(GFAModule):
             pyro.sample("x", lik, obs=x)
 
     def guide(self, x: torch.Tensor, observed: torch.Tensor) -> None:
+        """The posterior: site ``"z"`` (``(N, K)``) from :meth:`posterior` on the groups of
+        :meth:`encoder_mask` (``observed`` minus, in training, the group dropout), inside
+        ``pyro.plate("data", N)`` scaled by ``1 / N``.
+
+        Parameters
+        ----------
+        x
+            ``(N, D)`` data; entries of missing groups may hold anything, NaN included.
+        observed
+            ``(N, G)`` bool mask of the observed groups.
+        """
         n = x.shape[0]
         x = self._fill(x, observed)
         with pyro.plate("data", n, device=x.device), poutine.scale(scale=1.0 / n):
@@ -413,7 +472,11 @@ def _observed_matrix(observed, n: int, groups: Groups) -> np.ndarray:
     return np.broadcast_to(out, (n, G)).copy()
 
 
-def mask_groups(X, groups, observed) -> np.ndarray:
+def mask_groups(
+    X: npt.ArrayLike,
+    groups: Groups | Sequence | Mapping,
+    observed: npt.ArrayLike | Sequence[str | int],
+) -> np.ndarray:
     """A float32 copy of ``X`` with the entries of unobserved groups set to NaN.
 
     Parameters

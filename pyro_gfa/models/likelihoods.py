@@ -184,8 +184,8 @@ class GaussianLikelihood(Likelihood):
     Notes
     -----
     The prior is a density on ``sigma_j^2`` (as in the paper) evaluated at the current
-    value; the parameter is ``log sigma_j``, started at the log column standard deviation
-    (as in the authors' code). The MAP of ``sigma_j^2`` is therefore the mode of its
+    value; the parameter is ``log sigma_j``, started as ``sigma_init`` says (by default
+    at 0.3 of the column standard deviation). The MAP of ``sigma_j^2`` is therefore the mode of its
     posterior under the paper's prior, not of ``log sigma_j``.
     """
 
@@ -240,6 +240,7 @@ class GaussianLikelihood(Likelihood):
         return (x - self.loc) / self.scale
 
     def sigma(self) -> torch.Tensor:
+        """``(G,)`` noise standard deviations ``sigma_j = exp(log_sigma_j)`` (raw data scale)."""
         return self.log_sigma.exp()
 
     def dist(self, out, x=None):

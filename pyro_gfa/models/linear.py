@@ -75,6 +75,19 @@ class NMF(_Linear):
         return _SkNMF(n_components=self.latent_dim, random_state=seed, **kw)
 
     def reconstruct(self, X) -> np.ndarray:
+        """The rows of ``X`` rebuilt from their factor scores.
+
+        Parameters
+        ----------
+        X
+            ``(N, n_features)`` non-negative data.
+
+        Returns
+        -------
+        ndarray
+            ``(N, n_features)`` reconstruction ``Z H`` (``Z = transform(X)``, ``H`` the
+            fitted components).
+        """
         return self.transform(X) @ self._fitted().components_
 
 
@@ -104,6 +117,20 @@ class LDA(_Linear):
         return c / c.sum(1, keepdims=True)
 
     def reconstruct(self, X) -> np.ndarray:
+        """Expected counts of the rows of ``X`` under their topic proportions.
+
+        Parameters
+        ----------
+        X
+            ``(N, n_features)`` counts.
+
+        Returns
+        -------
+        ndarray
+            ``(N, n_features)`` expected counts ``n_d * theta_d @ beta``: the row total
+            ``n_d`` times the topic proportions (:meth:`transform`) times the topic-word
+            probabilities (:meth:`topic_word`).
+        """
         X = self._check(X)
         return X.sum(1, keepdims=True) * (self.transform(X) @ self.topic_word())
 

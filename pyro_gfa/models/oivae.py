@@ -3,7 +3,8 @@
 Generative model, for groups ``g = 1..G`` of sizes ``d_g``::
 
     z ~ N(0, I_K)
-    x^(g) ~ N(f_g(W^(g) z), diag(sigma_g^2))       W^(g) in R^{p x K}, sigma global
+    x^(g) ~ N(f_g(W^(g) z), diag(sigma_g^2))       W^(g) in R^{p x K}; sigma_g: one sd per
+                                                     feature of group g, learned (not per row)
     theta_g ~ N(0, I)                                generator weights and biases
     W^(g)_{:,k} ~ collapsed group lasso (lam)        -> -lam * sum_{g,k} ||W^(g)_{:,k}||
 
@@ -62,23 +63,64 @@ class OIVAEModule(GFAModule):
         self.prior.setup(self.W.detach())
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean of ``x`` given ``z``: every group's generator ``f_g(W^(g) z)``.
+
+        Parameters
+        ----------
+        z
+            ``(..., K)`` codes.
+
+        Returns
+        -------
+        Tensor
+            ``(..., D)`` means.
+        """
         u = torch.einsum("...k,gpk->...gp", z, self.W)
         return self.generators(u)
 
     def sigma(self) -> torch.Tensor:
+        """``(D,)`` noise standard deviations of the features, ``exp(log_sigma) + 1e-3``."""
         return self.log_sigma.exp() + 1e-3
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of ``q(z | x)`` from the inference network.
+
+        Parameters
+        ----------
+        x
+            ``(N, D)`` data.
+
+        Returns
+        -------
+        loc, scale : Tensor
+            ``(N, K)`` each; ``scale = exp(.) * std_multiplier + 1e-3``.
+        """
         loc, log_s = self.encoder(x).chunk(2, dim=-1)
         return loc, log_s.exp() * self.std_multiplier + 1e-3
 
     def theta_log_prob(self) -> torch.Tensor:
+        """Scalar ``log N(theta; 0, I)`` of the generators' weights and biases.
+
+        Computed whatever ``theta_prior`` says; :meth:`model` and :meth:`loss` add it only
+        when ``theta_prior`` is set.
+        """
         params = list(self.generators.parameters())
         sq = sum(p.pow(2).sum() for p in params)
         n = sum(p.numel() for p in params)
         return -0.5 * sq - 0.5 * n * math.log(2 * math.pi)
 
     def model(self, x: torch.Tensor) -> None:
+        """The generative model.
+
+        Factors ``"W_prior"`` and (with ``theta_prior``) ``"theta_prior"``, weighted by
+        ``prior_weight``; then, inside ``pyro.plate("data", N)`` scaled by ``1 / N``,
+        ``"z" ~ N(0, I_K)`` and the observed ``"x" ~ N(decode(z), diag(sigma^2))``.
+
+        Parameters
+        ----------
+        x
+            ``(N, D)`` data.
+        """
         n = x.shape[0]
         pyro.factor("W_prior", self.prior_weight * self.prior.log_factor(self.W))
         if self.theta_prior:
@@ -89,6 +131,14 @@ class OIVAEModule(GFAModule):
             pyro.sample("x", dist.Normal(self.decode(z), self.sigma()).to_event(1), obs=x)
 
     def guide(self, x: torch.Tensor) -> None:
+        """The posterior: site ``"z" ~ N(loc, diag(scale^2))`` (``(N, K)``) of :meth:`encode`,
+        inside ``pyro.plate("data", N)`` scaled by ``1 / N``.
+
+        Parameters
+        ----------
+        x
+            ``(N, D)`` data.
+        """
         n = x.shape[0]
         with pyro.plate("data", n, device=x.device), poutine.scale(scale=1.0 / n):
             loc, scale = self.encode(x)
@@ -112,6 +162,18 @@ class OIVAEModule(GFAModule):
         return -objective
 
     def sample_x(self, z: torch.Tensor) -> torch.Tensor:
+        """Draws ``x ~ N(decode(z), diag(sigma^2))``.
+
+        Parameters
+        ----------
+        z
+            ``(..., K)`` codes.
+
+        Returns
+        -------
+        Tensor
+            ``(..., D)`` draws.
+        """
         loc = self.decode(z)
         return loc + self.sigma() * torch.randn_like(loc)
 

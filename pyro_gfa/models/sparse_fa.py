@@ -47,12 +47,31 @@ def e_step(Xc: torch.Tensor, W: torch.Tensor, psi: torch.Tensor) -> torch.Tensor
     return Xc @ Wp @ torch.linalg.inv(torch.eye(W.shape[1], dtype=W.dtype) + W.T @ Wp)
 
 
-def moments(XtX: torch.Tensor, n: int, W: torch.Tensor, psi: torch.Tensor):
+def moments(
+    XtX: torch.Tensor, n: int, W: torch.Tensor, psi: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """E-step over all rows from their scatter matrix ``XtX = Xc^T Xc`` (cost free of ``n``).
 
-    Returns ``Szz = sum_i E[z_i z_i^T]`` ``(K, K)``, ``Sxz = sum_i x_i E[z_i]^T`` ``(G, K)``
-    and the marginal log-likelihood ``sum_i log N(x_i; 0, W W^T + Psi)`` (Woodbury and the
-    matrix determinant lemma with ``M = I + W^T Psi^-1 W``).
+    Parameters
+    ----------
+    XtX
+        ``(G, G)`` scatter matrix of the centred rows.
+    n
+        Number of rows.
+    W
+        ``(G, K)`` loadings.
+    psi
+        ``(G,)`` noise variances (the diagonal of ``Psi``).
+
+    Returns
+    -------
+    Szz : Tensor
+        ``(K, K)`` ``sum_i E[z_i z_i^T]``.
+    Sxz : Tensor
+        ``(G, K)`` ``sum_i x_i E[z_i]^T``.
+    loglik : Tensor
+        Scalar marginal log-likelihood ``sum_i log N(x_i; 0, W W^T + Psi)`` (Woodbury and
+        the matrix determinant lemma with ``M = I + W^T Psi^-1 W``).
     """
     G, K = W.shape
     Wp = W / psi[:, None]

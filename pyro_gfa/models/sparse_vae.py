@@ -58,6 +58,7 @@ import copy
 import math
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyro
@@ -74,6 +75,9 @@ from ..priors.ssl import SpikeSlabLasso
 from .base import Estimator, GFAModule, check_matrix, seeded
 from .likelihoods import Likelihood, make_likelihood
 from .nets import _uniform_, check_widths, mlp
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = ["SparseDecoder", "SparseVAE", "SparseVAEModule"]
 
@@ -248,6 +252,8 @@ class SparseVAEModule(GFAModule):
 
     # -- networks ------------------------------------------------------------------------
     def mask_matrix(self) -> torch.Tensor | None:
+        """The ``(G, K)`` mask ``W[:, 0, :]`` the decoder applies to ``z`` (a view, with its
+        gradient), or ``None`` for ``mask=False`` (every feature sees all of ``z``)."""
         return self.W[:, 0, :] if self.mask else None
 
     def decoder_out(self, z: torch.Tensor) -> torch.Tensor:
@@ -255,9 +261,36 @@ class SparseVAEModule(GFAModule):
         return self.decoder(z, self.mask_matrix())
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean of ``x`` given ``z``: the likelihood's mean of :meth:`decoder_out`.
+
+        Parameters
+        ----------
+        z
+            ``(..., K)`` codes.
+
+        Returns
+        -------
+        Tensor
+            ``(..., G)`` means; for the count likelihoods, which need a row total, the
+            composition ``softmax(out)`` (rows summing to 1).
+        """
         return self.likelihood.mean(self.decoder_out(z))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation of ``q(z | x)`` from the inference network, which
+        sees the likelihood's :meth:`~pyro_gfa.models.likelihoods.Likelihood.encoder_input`
+        of ``x``.
+
+        Parameters
+        ----------
+        x
+            ``(N, G)`` data.
+
+        Returns
+        -------
+        loc, scale : Tensor
+            ``(N, K)`` each; ``scale = exp(clamp(., -12, 6)) * std_multiplier + 1e-4``.
+        """
         loc, log_s = self.encoder(self.likelihood.encoder_input(x)).chunk(2, dim=-1)
         return loc, log_s.clamp(-12.0, 6.0).exp() * self.std_multiplier + 1e-4
 
@@ -271,7 +304,22 @@ class SparseVAEModule(GFAModule):
             return None
         return torch.linalg.cholesky(self.prior_cov)
 
-    def z_prior(self, n: int, like: torch.Tensor):
+    def z_prior(self, n: int, like: torch.Tensor) -> dist.TorchDistribution:
+        """The prior ``p(z)`` of ``n`` rows: ``N(0, Sigma)`` with ``Sigma`` the learned
+        correlation matrix (``prior_cov="learn"``), the fixed ``prior_cov``, or ``I_K``.
+
+        Parameters
+        ----------
+        n
+            Rows.
+        like
+            Any tensor of the device and dtype of the result (the data).
+
+        Returns
+        -------
+        TorchDistribution
+            Batch shape ``(n,)``, event shape ``(K,)``.
+        """
         if self.learn_cov:
             return dist.MultivariateNormal(
                 like.new_zeros(n, self.latent_dim), scale_tril=self.prior_scale_tril()
@@ -297,6 +345,20 @@ class SparseVAEModule(GFAModule):
 
     # -- Pyro ----------------------------------------------------------------------------
     def model(self, x: torch.Tensor) -> None:
+        """The generative model.
+
+        Factors ``"W_prior"``, ``"theta_prior"`` and ``"noise_prior"`` (the likelihood's
+        :meth:`~pyro_gfa.models.likelihoods.Likelihood.log_prior`), weighted by
+        ``prior_weight``; then, inside ``pyro.plate("data", N)`` scaled by ``1 / N``,
+        ``"z"`` from :meth:`z_prior` (further scaled by ``kl_weight``, so the KL term is
+        weighted by the beta and the KL warm-up) and the observed ``"x"`` from the
+        likelihood of :meth:`decoder_out`.
+
+        Parameters
+        ----------
+        x
+            ``(N, G)`` data.
+        """
         n = x.shape[0]
         pyro.factor("W_prior", self.prior_weight * self.prior.log_factor(self.W))
         pyro.factor("theta_prior", self.prior_weight * self.theta_log_prob())
@@ -312,6 +374,15 @@ class SparseVAEModule(GFAModule):
         return dist.Normal(loc, scale).to_event(1)
 
     def guide(self, x: torch.Tensor) -> None:
+        """The posterior: site ``"z"`` (``(N, K)``) from :meth:`posterior`, inside
+        ``pyro.plate("data", N)`` scaled by ``1 / N`` and by ``kl_weight`` (as in
+        :meth:`model`).
+
+        Parameters
+        ----------
+        x
+            ``(N, G)`` data.
+        """
         n = x.shape[0]
         with pyro.plate("data", n, device=x.device), poutine.scale(scale=1.0 / n):
             q = self.posterior(x)
@@ -329,10 +400,29 @@ class SparseVAEModule(GFAModule):
         objective = objective + self.prior_weight * self.global_log_prior()
         return -objective
 
-    def sample_x(self, z: torch.Tensor, total_count=None) -> torch.Tensor:
+    def sample_x(
+        self, z: torch.Tensor, total_count: int | npt.ArrayLike | None = None
+    ) -> torch.Tensor:
+        """Draws ``x ~ p(x | z)`` from the likelihood of :meth:`decoder_out`.
+
+        Parameters
+        ----------
+        z
+            ``(..., K)`` codes.
+        total_count
+            Row totals of a count likelihood: one non-negative integer or one per row
+            (default: the mean row total of the training data). The Gaussian and
+            Bernoulli likelihoods reject it.
+
+        Returns
+        -------
+        Tensor
+            ``(..., G)`` draws.
+        """
         return self.likelihood.sample(self.decoder_out(z), total_count)
 
     def loadings(self) -> torch.Tensor:
+        """``(G, K)`` the mask ``W[:, 0, :]`` itself, signed (detached), not cell norms."""
         return self.W.detach()[:, 0, :]
 
 

@@ -176,7 +176,22 @@ class VSCModule(SparseVAEModule):
         q = self.posterior(x).base_dist
         return q.mean, q.variance.clamp_min(0).sqrt()
 
-    def z_prior(self, n: int, like: torch.Tensor):
+    def z_prior(self, n: int, like: torch.Tensor) -> dist.TorchDistribution:
+        """The spike-and-slab prior of ``n`` rows: each ``z_ik`` is 0 with probability
+        ``1 - slab_prob`` (the current value, during the warm-up too), else ``N(0, 1)``.
+
+        Parameters
+        ----------
+        n
+            Rows.
+        like
+            Any tensor of the device and dtype of the result (the data).
+
+        Returns
+        -------
+        TorchDistribution
+            :class:`SpikeAndSlab` with batch shape ``(n,)`` and event shape ``(K,)``.
+        """
         zeros = like.new_zeros(n, self.latent_dim)
         return SpikeAndSlab(zeros + self.slab_prob, zeros, zeros + 1.0).to_event(1)
 
