@@ -47,6 +47,15 @@ __all__ = [
 ]
 
 
+#: rows up to which every unit gets its own labelled row; beyond it a figure keeps a fixed
+#: height and drops the unit labels (hundreds of genes would make it metres tall)
+MAX_LABELLED = 60
+
+
+def _rows_height(n: int, per_row: float) -> float:
+    return per_row * n if n <= MAX_LABELLED else 8.0
+
+
 def _axes(ax, figsize=(5.0, 4.0)):
     if ax is not None:
         return ax.figure, ax
@@ -124,6 +133,9 @@ def plot_loadings(
 ) -> matplotlib.figure.Figure:
     """Heatmap of the loadings ``||W^(g)_{:,k}||`` (rows: groups or features, cols: latents).
 
+    Beyond :data:`MAX_LABELLED` rows the figure keeps a fixed height and the rows are not
+    labelled (list the strongest with :func:`top_units`).
+
     Parameters
     ----------
     model
@@ -154,11 +166,13 @@ def plot_loadings(
     names = [names[i] for i in rows]
     lat = [lat[j] for j in cols]
     G, K = L.shape
-    fig, ax = _axes(ax, figsize=(1.2 + 0.45 * K, 1.0 + 0.3 * G))
+    fig, ax = _axes(ax, figsize=(1.2 + 0.45 * K, 1.0 + _rows_height(G, 0.3)))
     im = ax.imshow(L, cmap=cmap, aspect="auto", interpolation="nearest", vmin=0)
     ax.set_xticks(range(K), lat, rotation=90 if K > 12 else 0)
-    if G <= 60:
+    if G <= MAX_LABELLED:
         ax.set_yticks(range(G), names)
+    else:  # bare row positions of the reordered matrix would read as feature indices
+        ax.set_yticks([])
     ax.set_xlabel("latent")
     ax.set_ylabel(getattr(model, "unit_kind", "unit"))
     if annotate is None:
@@ -519,7 +533,8 @@ def plot_factor_graph(
 
     An edge joins latent ``k`` and unit ``g`` when the connection is active (the prior's
     support of a fitted estimator, ``loading > 0`` for a matrix); its width is the
-    loading.
+    loading. Beyond :data:`MAX_LABELLED` units the figure keeps a fixed height and the
+    units are not labelled.
 
     Parameters
     ----------
@@ -547,7 +562,7 @@ def plot_factor_graph(
     keep_cols = [j for j in cols if show_unused or active[:, j].any()]
     G = len(rows)
     K = max(1, len(keep_cols))
-    fig, ax = _axes(ax, figsize=(4.5, 0.8 + 0.28 * max(G, K)))
+    fig, ax = _axes(ax, figsize=(4.5, 0.8 + _rows_height(max(G, K), 0.28)))
     span = max(G, K) - 1 or 1
     y_unit = {g: span * (1 - i / max(G - 1, 1)) for i, g in enumerate(rows)}
     y_lat = {
@@ -571,8 +586,9 @@ def plot_factor_graph(
     ax.scatter([1] * G, [y_unit[g] for g in rows], s=30, color="grey", zorder=3)
     for j in keep_cols:
         ax.text(-0.05, y_lat[j], lat[j], ha="right", va="center", fontsize=8)
-    for g in rows:
-        ax.text(1.05, y_unit[g], names[g], ha="left", va="center", fontsize=8)
+    if G <= MAX_LABELLED:
+        for g in rows:
+            ax.text(1.05, y_unit[g], names[g], ha="left", va="center", fontsize=8)
     ax.set_xlim(-0.4, 1.4)
     ax.set_ylim(-1, span + 1)
     ax.axis("off")

@@ -176,3 +176,23 @@ def test_bad_history_and_1d_loadings():
 
 def test_module_docstring_warns_of_the_double_figure_in_jupyter():
     assert "shows\nthe figure twice" in plots.__doc__ and "``;``" in plots.__doc__
+
+
+@pytest.mark.parametrize("draw", [plots.plot_loadings, plots.plot_factor_graph])
+def test_hundreds_of_features_keep_a_readable_figure(draw):
+    """A few rows get one labelled row each; hundreds of genes do not make the figure
+    metres tall (they lose their labels instead)."""
+    rng = np.random.default_rng(0)
+    small, big = draw(rng.random((8, 3))), draw(rng.random((558, 15)))
+    assert small.get_figheight() < big.get_figheight() <= 10
+
+    def unit_labels(fig):  # the default names of a matrix's rows: g0, g1, ...
+        ax = fig.axes[0]
+        texts = [t.get_text() for t in list(ax.get_yticklabels()) + list(ax.texts)]
+        return {t for t in texts if t.startswith("g") and t[1:].isdigit()}
+
+    assert len(unit_labels(small)) == 8
+    assert not unit_labels(big)
+    if draw is plots.plot_loadings:  # no row positions posing as feature indices either
+        assert not big.axes[0].get_yticks().size
+    plt.close("all")
