@@ -130,11 +130,11 @@ def plot_loadings(
     annotate: bool | None = None,
     colorbar: bool = True,
     title: str | None = None,
-) -> matplotlib.figure.Figure:
+) -> matplotlib.figure.Figure | matplotlib.figure.SubFigure:
     """Heatmap of the loadings ``||W^(g)_{:,k}||`` (rows: groups or features, cols: latents).
 
-    Beyond :data:`MAX_LABELLED` rows the figure keeps a fixed height and the rows are not
-    labelled (list the strongest with :func:`top_units`).
+    Beyond :data:`MAX_LABELLED` rows the rows are not labelled (list the strongest with
+    :func:`top_units`) and a new figure (``ax=None``) keeps a fixed height.
 
     Parameters
     ----------
@@ -158,7 +158,8 @@ def plot_loadings(
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or matplotlib.figure.SubFigure
+        A new figure, or the figure of ``ax`` (a subfigure when ``ax`` lies in one).
     """
     L, names, lat, _ = _loadings(model, unit_names, latent_names)
     rows, cols = factor_order(L) if order else (np.arange(L.shape[0]), np.arange(L.shape[1]))
@@ -254,7 +255,7 @@ def plot_top_units(
     unit_names: Sequence[str] | None = None,
     latent_names: Sequence[str] | None = None,
     max_factors: int = 12,
-) -> matplotlib.figure.Figure:
+) -> matplotlib.figure.Figure | matplotlib.figure.SubFigure:
     """:func:`top_units` as a figure: for every factor, bars of its ``k`` strongest units.
 
     Parameters
@@ -272,7 +273,8 @@ def plot_top_units(
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or matplotlib.figure.SubFigure
+        A new figure, or the figure of ``ax`` (a subfigure when ``ax`` lies in one).
     """
     check_int(max_factors, "max_factors")
     table = top_units(model, k, unit_names=unit_names, latent_names=latent_names)
@@ -306,7 +308,7 @@ def plot_top_units(
 
 def plot_history(
     model_or_history: Any, ax: matplotlib.axes.Axes | None = None, *, log: bool | None = None
-) -> matplotlib.figure.Figure:
+) -> matplotlib.figure.Figure | matplotlib.figure.SubFigure:
     """Training curves: loss per epoch, held-out ELBO when recorded, active connections.
 
     Parameters
@@ -321,7 +323,8 @@ def plot_history(
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or matplotlib.figure.SubFigure
+        A new figure, or the figure of ``ax`` (a subfigure when ``ax`` lies in one).
     """
     history = getattr(model_or_history, "history_", model_or_history)
     if not isinstance(history, (list, tuple)):
@@ -395,7 +398,7 @@ def plot_reconstructions(
     *,
     image_shape: tuple[int, int] | None = None,
     seed: int = 0,
-) -> matplotlib.figure.Figure:
+) -> matplotlib.figure.Figure | matplotlib.figure.SubFigure:
     """Reconstructions (decoded posterior means) against the data.
 
     Parameters
@@ -418,7 +421,8 @@ def plot_reconstructions(
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or matplotlib.figure.SubFigure
+        A new figure, or the figure of ``ax`` (a subfigure when ``ax`` lies in one).
     """
     check_int(n, "n")
     Xn = _as_matrix(model, X)
@@ -458,7 +462,7 @@ def plot_samples(
     image_shape: tuple[int, int] | None = None,
     seed: int = 0,
     max_features: int = 30,
-) -> matplotlib.figure.Figure:
+) -> matplotlib.figure.Figure | matplotlib.figure.SubFigure:
     """Draws from the generative model, against the data when given.
 
     Parameters
@@ -483,7 +487,8 @@ def plot_samples(
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or matplotlib.figure.SubFigure
+        A new figure, or the figure of ``ax`` (a subfigure when ``ax`` lies in one).
     """
     if not hasattr(model, "sample"):
         raise TypeError(f"{type(model).__name__} has no generative model to draw samples from")
@@ -528,13 +533,13 @@ def plot_factor_graph(
     latent_names: Sequence[str] | None = None,
     min_share: float = 0.0,
     show_unused: bool = False,
-) -> matplotlib.figure.Figure:
+) -> matplotlib.figure.Figure | matplotlib.figure.SubFigure:
     """Bipartite graph of latents (left) and groups or features (right).
 
     An edge joins latent ``k`` and unit ``g`` when the connection is active (the prior's
     support of a fitted estimator, ``loading > 0`` for a matrix); its width is the
-    loading. Beyond :data:`MAX_LABELLED` units the figure keeps a fixed height and the
-    units are not labelled.
+    loading. Beyond :data:`MAX_LABELLED` units the units are not labelled, and beyond
+    :data:`MAX_LABELLED` units or latents a new figure (``ax=None``) keeps a fixed height.
 
     Parameters
     ----------
@@ -551,7 +556,8 @@ def plot_factor_graph(
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or matplotlib.figure.SubFigure
+        A new figure, or the figure of ``ax`` (a subfigure when ``ax`` lies in one).
     """
     if not 0.0 <= min_share <= 1.0:
         raise ValueError(f"min_share must be in [0, 1], got {min_share!r}")

@@ -309,3 +309,23 @@ def test_a_continued_fit_that_fails_at_once_changes_nothing(data, monkeypatch, f
             m.fit(data, epochs=2, progress=False, device="cuda")
     assert {k: v for k, v in vars(m).items() if k != "module"} == state
     _assert_same_state(_state(m), before)
+
+
+def test_a_seeded_block_draws_torchs_seeded_stream_and_leaves_cuda_alone(monkeypatch):
+    """On the CPU, ``seeded`` draws what ``torch.manual_seed`` would, restores the caller's
+    stream, and never reseeds a CUDA device (which it could not restore)."""
+    from pyro_gfa.models.base import seeded
+
+    def no_cuda(*args):
+        raise AssertionError("a CPU block reseeded CUDA")
+
+    torch.manual_seed(3)
+    want = torch.rand(3)
+    torch.manual_seed(0)
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", no_cuda)
+    monkeypatch.setattr(torch.cuda, "manual_seed", no_cuda)
+    with seeded(3, torch.device("cpu")):
+        assert torch.equal(torch.rand(3), want)
+    assert torch.equal(torch.rand(1), after)

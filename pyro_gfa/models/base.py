@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # optional and slow to import: for the annotations only
 class GFAModule(nn.Module):
     """Protocol of a model the training loop can fit.
 
-    A subclass defines ``W`` (an ``nn.Parameter`` of shape ``(G, p, K)``), ``prior`` (a
+    A subclass defines ``W`` (an ``nn.Parameter`` of shape ``(G, r, K)``), ``prior`` (a
     :class:`~pyro_gfa.priors.Prior`), ``model(*batch)`` and ``guide(*batch)`` (Pyro
     callables with local sites inside ``pyro.plate("data", ...)``), ``encode(x)`` returning
     the posterior mean and standard deviation of ``z`` and ``decode(z)`` returning the mean
@@ -51,17 +51,19 @@ class GFAModule(nn.Module):
     Attributes
     ----------
     W : torch.nn.Parameter
-        ``(G, p, K)`` sparse matrix: ``G`` groups (or features), ``p`` rows per cell, ``K``
-        latents. It takes the proximal step of :class:`~pyro_gfa.inference.ProximalSGD`;
-        every other parameter takes Adam.
+        ``(G, r, K)`` sparse matrix: ``G`` groups (or features), ``r`` rows per cell (``p``
+        for the oi-VAE, ``p + H`` for the factVAE, 1 for the Sparse VAE), ``K`` latents.
+        It takes the proximal step of :class:`~pyro_gfa.inference.ProximalSGD`; every
+        other parameter takes Adam.
     prior : Prior
         The sparsity prior on ``W`` (this module's own copy).
     std_multiplier : float
-        Factor on the posterior standard deviations (``< 1`` while the training loop
-        throttles them, else 1).
+        Factor on the posterior standard deviations: ``std_throttle`` (default 0.1) during
+        the first ``throttle_epochs`` epochs of the fit's history, else 1.
     prior_weight : float
-        Weight of the global log-prior factors in the objective (1, or ``1 / N``; see the
-        module docstring).
+        Weight of the global log-prior factors in the objective: 1 with
+        ``prior_scale="paper"``, ``1 / N_train`` (training rows, not the batch) with
+        ``"posterior"``; see the module docstring.
     latent_dim : int
         ``K``.
 
@@ -74,13 +76,17 @@ class GFAModule(nn.Module):
         The generative model. Global log-prior factors (``"W_prior"``, ...) are weighted by
         ``prior_weight``; the sample sites ``"z"`` (``(N, K)``) and ``"x"`` (observed,
         ``(N, D)``) lie inside ``pyro.plate("data", N)`` under ``poutine.scale(1 / N)``, so
-        the ELBO is the per-row mean plus the weighted priors.
+        the ELBO is the per-row mean plus the weighted priors. (The Sparse VAE, VAE and VSC
+        also scale ``"z"`` by ``kl_weight``, beta times the KL warm-up, in model and guide:
+        with ``beta != 1`` or a warm-up the objective is a weighted ELBO. The evaluation
+        functions of :mod:`pyro_gfa.inference` remove every scale.)
     ``guide(*batch) -> None``
         The amortised posterior ``q(z | x)``: site ``"z"`` in the same plate and scale.
     ``encode(*batch) -> (loc, scale)``
         ``(N, K)`` mean and standard deviation of ``q(z | x)``.
     ``decode(z) -> Tensor``
-        ``(..., D)`` mean of ``p(x | z)`` for codes ``z`` of shape ``(..., K)``.
+        ``(..., D)`` mean of ``p(x | z)`` for codes ``z`` of shape ``(..., K)``; for the
+        count likelihoods, whose mean needs the row total, the composition (rows sum to 1).
     ``sample_x(z) -> Tensor``
         ``(..., D)`` draws of ``x ~ p(x | z)``.
     ``loss(*batch) -> Tensor`` (optional)
@@ -88,7 +94,9 @@ class GFAModule(nn.Module):
         and gradient for the same random draws); when present the training loop uses it
         instead of Pyro's ELBO (unless ``pyro_elbo=True`` or ``num_particles > 1``).
     ``start_epoch(epoch) -> None`` (optional)
-        Called by the training loop before every epoch (warm-up schedules).
+        Called by the training loop before every epoch (warm-up schedules), after
+        ``std_multiplier`` is set; ``epoch`` is the 0-based index of the epoch in the fit's
+        history, which goes on counting across ``warm_start`` fits.
     """
 
     std_multiplier: float = 1.0
@@ -133,14 +141,19 @@ def seeded(seed: int | None, device: torch.device) -> Iterator[None]:
     seed
         Seed of the block; ``None`` runs it on the global RNG, which is not reset.
     device
-        The device of the block: a CUDA device's RNG is seeded and restored too.
+        The device of the block. The CPU's RNG is seeded, and a CUDA ``device``'s too;
+        no other device's RNG is touched.
     """
     if seed is None:
         yield
         return
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        # not torch.manual_seed: it reseeds every CUDA device, which fork_rng would not restore
+        torch.random.default_generator.manual_seed(seed)
+        if devices:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
         yield
 
 

@@ -411,8 +411,10 @@ class SparseVAEModule(GFAModule):
             ``(..., K)`` codes.
         total_count
             Row totals of a count likelihood: one non-negative integer or one per row
-            (default: the mean row total of the training data). The Gaussian and
-            Bernoulli likelihoods reject it.
+            (default: the training data's mean row total, rounded). Exact for the
+            multinomial; for the negative binomial the library size its means are scaled
+            to, so the draws' sums vary around it. The Gaussian and Bernoulli likelihoods
+            reject it.
 
         Returns
         -------
@@ -694,7 +696,9 @@ class SparseVAE(Estimator):
         """``(n, n_features)`` draws of ``x`` from the generative model (``z ~ N(0, Sigma)``).
 
         ``total_count`` sets the row totals of a count likelihood (a non-negative integer,
-        or one per row); by default every row gets the mean row total of the training data.
+        or one per row; exact for the multinomial, the library size around which the
+        negative binomial's draws vary); by default every row gets the training data's mean
+        row total, rounded.
         The Gaussian and Bernoulli likelihoods have no row totals and reject it.
         """
         m = self._fitted()

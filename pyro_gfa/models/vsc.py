@@ -190,7 +190,8 @@ class VSCModule(SparseVAEModule):
         Returns
         -------
         TorchDistribution
-            :class:`SpikeAndSlab` with batch shape ``(n,)`` and event shape ``(K,)``.
+            ``Independent(SpikeAndSlab, 1)`` (its ``base_dist`` is the
+            :class:`SpikeAndSlab`) with batch shape ``(n,)`` and event shape ``(K,)``.
         """
         zeros = like.new_zeros(n, self.latent_dim)
         return SpikeAndSlab(zeros + self.slab_prob, zeros, zeros + 1.0).to_event(1)
