@@ -25,12 +25,18 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 DOCS = [ROOT / "README.md", ROOT / "docs" / "results.md"]
 COMMAND = re.compile(r"python3? +(benchmarks/\w+\.py(?: [^`#\n]*)?)")
+FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+INLINE = re.compile(r"`([^`]+)`")
 
 
 def documented_commands() -> list[str]:
     found = set()
     for doc in DOCS:
-        for match in COMMAND.finditer(doc.read_text()):
+        text = doc.read_text()
+        pieces = FENCED.findall(text)  # code blocks: one command per line
+        # inline code in the prose may wrap over lines: one command per span
+        pieces += [" ".join(span.split()) for span in INLINE.findall(FENCED.sub("", text))]
+        for match in (m for piece in pieces for m in COMMAND.finditer(piece)):
             line = match.group(1).strip()
             words = shlex.split(line)
             # usage lines ("[--seeds 0,1]", "--seed S") list options, they are not a run
