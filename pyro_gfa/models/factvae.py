@@ -308,18 +308,8 @@ class FactVAEModule(GFAModule):
 
     # -- generator side ----------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Mean of ``x`` given ``z``: every group's generator ``f_g(W^(g) z)``.
-
-        Parameters
-        ----------
-        z
-            ``(..., K)`` codes.
-
-        Returns
-        -------
-        Tensor
-            ``(..., D)`` means of all groups (the generator rows ``W[:, :p, :]`` only).
-        """
+        """Every group's generator ``f_g(W^(g) z)``, from the generator rows ``W[:, :p, :]`` only:
+        ``(..., K)`` codes to ``(..., D)`` means."""
         u = torch.einsum("...k,gpk->...gp", z, self.W[:, : self.p, :])
         return self.generators(u)
 
@@ -328,18 +318,7 @@ class FactVAEModule(GFAModule):
         return self.log_sigma.exp() + 1e-3
 
     def sample_x(self, z: torch.Tensor) -> torch.Tensor:
-        """Draws ``x ~ N(decode(z), diag(sigma^2))`` of all groups.
-
-        Parameters
-        ----------
-        z
-            ``(..., K)`` codes.
-
-        Returns
-        -------
-        Tensor
-            ``(..., D)`` draws.
-        """
+        """Draws ``x ~ N(decode(z), diag(sigma^2))`` of all groups."""
         loc = self.decode(z)
         return loc + self.sigma() * torch.randn_like(loc)
 

@@ -63,18 +63,7 @@ class OIVAEModule(GFAModule):
         self.prior.setup(self.W.detach())
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Mean of ``x`` given ``z``: every group's generator ``f_g(W^(g) z)``.
-
-        Parameters
-        ----------
-        z
-            ``(..., K)`` codes.
-
-        Returns
-        -------
-        Tensor
-            ``(..., D)`` means.
-        """
+        """Every group's generator ``f_g(W^(g) z)``: ``(..., K)`` codes to ``(..., D)`` means."""
         u = torch.einsum("...k,gpk->...gp", z, self.W)
         return self.generators(u)
 
@@ -83,18 +72,8 @@ class OIVAEModule(GFAModule):
         return self.log_sigma.exp() + 1e-3
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation of ``q(z | x)`` from the inference network.
-
-        Parameters
-        ----------
-        x
-            ``(N, D)`` data.
-
-        Returns
-        -------
-        loc, scale : Tensor
-            ``(N, K)`` each; ``scale = exp(.) * std_multiplier + 1e-3``.
-        """
+        """``(N, K)`` mean and standard deviation of ``q(z | x)``; ``scale = exp(.) *
+        std_multiplier + 1e-3``."""
         loc, log_s = self.encoder(x).chunk(2, dim=-1)
         return loc, log_s.exp() * self.std_multiplier + 1e-3
 
@@ -110,17 +89,9 @@ class OIVAEModule(GFAModule):
         return -0.5 * sq - 0.5 * n * math.log(2 * math.pi)
 
     def model(self, x: torch.Tensor) -> None:
-        """The generative model.
-
-        Factors ``"W_prior"`` and (with ``theta_prior``) ``"theta_prior"``, weighted by
-        ``prior_weight``; then, inside ``pyro.plate("data", N)`` scaled by ``1 / N``,
-        ``"z" ~ N(0, I_K)`` and the observed ``"x" ~ N(decode(z), diag(sigma^2))``.
-
-        Parameters
-        ----------
-        x
-            ``(N, D)`` data.
-        """
+        """Factors ``"W_prior"`` and (with ``theta_prior``) ``"theta_prior"``, then
+        ``"z" ~ N(0, I_K)`` and the observed ``"x" ~ N(decode(z), diag(sigma^2))`` (see
+        :class:`GFAModule` for the plate and scaling)."""
         n = x.shape[0]
         pyro.factor("W_prior", self.prior_weight * self.prior.log_factor(self.W))
         if self.theta_prior:
@@ -131,14 +102,8 @@ class OIVAEModule(GFAModule):
             pyro.sample("x", dist.Normal(self.decode(z), self.sigma()).to_event(1), obs=x)
 
     def guide(self, x: torch.Tensor) -> None:
-        """The posterior: site ``"z" ~ N(loc, diag(scale^2))`` (``(N, K)``) of :meth:`encode`,
-        inside ``pyro.plate("data", N)`` scaled by ``1 / N``.
-
-        Parameters
-        ----------
-        x
-            ``(N, D)`` data.
-        """
+        """Site ``"z" ~ N(loc, diag(scale^2))`` of :meth:`encode`, in the plate and scale of
+        :meth:`model`."""
         n = x.shape[0]
         with pyro.plate("data", n, device=x.device), poutine.scale(scale=1.0 / n):
             loc, scale = self.encode(x)
@@ -162,18 +127,7 @@ class OIVAEModule(GFAModule):
         return -objective
 
     def sample_x(self, z: torch.Tensor) -> torch.Tensor:
-        """Draws ``x ~ N(decode(z), diag(sigma^2))``.
-
-        Parameters
-        ----------
-        z
-            ``(..., K)`` codes.
-
-        Returns
-        -------
-        Tensor
-            ``(..., D)`` draws.
-        """
+        """Draws ``x ~ N(decode(z), diag(sigma^2))``."""
         loc = self.decode(z)
         return loc + self.sigma() * torch.randn_like(loc)
 

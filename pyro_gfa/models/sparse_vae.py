@@ -261,36 +261,14 @@ class SparseVAEModule(GFAModule):
         return self.decoder(z, self.mask_matrix())
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Mean of ``x`` given ``z``: the likelihood's mean of :meth:`decoder_out`.
-
-        Parameters
-        ----------
-        z
-            ``(..., K)`` codes.
-
-        Returns
-        -------
-        Tensor
-            ``(..., G)`` means; for the count likelihoods, which need a row total, the
-            composition ``softmax(out)`` (rows summing to 1).
-        """
+        """The likelihood's mean of :meth:`decoder_out`; for the count likelihoods, which need a
+        row total, the composition ``softmax(out)`` (rows summing to 1)."""
         return self.likelihood.mean(self.decoder_out(z))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and standard deviation of ``q(z | x)`` from the inference network, which
-        sees the likelihood's :meth:`~pyro_gfa.models.likelihoods.Likelihood.encoder_input`
-        of ``x``.
-
-        Parameters
-        ----------
-        x
-            ``(N, G)`` data.
-
-        Returns
-        -------
-        loc, scale : Tensor
-            ``(N, K)`` each; ``scale = exp(clamp(., -12, 6)) * std_multiplier + 1e-4``.
-        """
+        """``(N, K)`` mean and standard deviation of ``q(z | x)`` from the inference network, which
+        sees the likelihood's :meth:`~pyro_gfa.models.likelihoods.Likelihood.encoder_input` of
+        ``x``; ``scale = exp(clamp(., -12, 6)) * std_multiplier + 1e-4``."""
         loc, log_s = self.encoder(self.likelihood.encoder_input(x)).chunk(2, dim=-1)
         return loc, log_s.clamp(-12.0, 6.0).exp() * self.std_multiplier + 1e-4
 
@@ -345,20 +323,11 @@ class SparseVAEModule(GFAModule):
 
     # -- Pyro ----------------------------------------------------------------------------
     def model(self, x: torch.Tensor) -> None:
-        """The generative model.
-
-        Factors ``"W_prior"``, ``"theta_prior"`` and ``"noise_prior"`` (the likelihood's
-        :meth:`~pyro_gfa.models.likelihoods.Likelihood.log_prior`), weighted by
-        ``prior_weight``; then, inside ``pyro.plate("data", N)`` scaled by ``1 / N``,
-        ``"z"`` from :meth:`z_prior` (further scaled by ``kl_weight``, so the KL term is
-        weighted by the beta and the KL warm-up) and the observed ``"x"`` from the
-        likelihood of :meth:`decoder_out`.
-
-        Parameters
-        ----------
-        x
-            ``(N, G)`` data.
-        """
+        """Factors ``"W_prior"``, ``"theta_prior"`` and ``"noise_prior"`` (the likelihood's
+        :meth:`~pyro_gfa.models.likelihoods.Likelihood.log_prior`), then ``"z"`` from
+        :meth:`z_prior`, further scaled by ``kl_weight`` (beta times the KL warm-up), and the
+        observed ``"x"`` from the likelihood of :meth:`decoder_out` (see :class:`GFAModule` for
+        the plate and scaling)."""
         n = x.shape[0]
         pyro.factor("W_prior", self.prior_weight * self.prior.log_factor(self.W))
         pyro.factor("theta_prior", self.prior_weight * self.theta_log_prob())
@@ -374,15 +343,8 @@ class SparseVAEModule(GFAModule):
         return dist.Normal(loc, scale).to_event(1)
 
     def guide(self, x: torch.Tensor) -> None:
-        """The posterior: site ``"z"`` (``(N, K)``) from :meth:`posterior`, inside
-        ``pyro.plate("data", N)`` scaled by ``1 / N`` and by ``kl_weight`` (as in
-        :meth:`model`).
-
-        Parameters
-        ----------
-        x
-            ``(N, G)`` data.
-        """
+        """Site ``"z"`` from :meth:`posterior`, in the plate and scales of :meth:`model`
+        (``kl_weight`` included)."""
         n = x.shape[0]
         with pyro.plate("data", n, device=x.device), poutine.scale(scale=1.0 / n):
             q = self.posterior(x)

@@ -177,22 +177,9 @@ class VSCModule(SparseVAEModule):
         return q.mean, q.variance.clamp_min(0).sqrt()
 
     def z_prior(self, n: int, like: torch.Tensor) -> dist.TorchDistribution:
-        """The spike-and-slab prior of ``n`` rows: each ``z_ik`` is 0 with probability
-        ``1 - slab_prob`` (the current value, during the warm-up too), else ``N(0, 1)``.
-
-        Parameters
-        ----------
-        n
-            Rows.
-        like
-            Any tensor of the device and dtype of the result (the data).
-
-        Returns
-        -------
-        TorchDistribution
-            ``Independent(SpikeAndSlab, 1)`` (its ``base_dist`` is the
-            :class:`SpikeAndSlab`) with batch shape ``(n,)`` and event shape ``(K,)``.
-        """
+        """The spike-and-slab prior of ``n`` rows (arguments as for the Sparse VAE's):
+        each ``z_ik`` is 0 with probability ``1 - slab_prob`` (the current value, during the
+        warm-up too), else ``N(0, 1)``; an ``Independent(SpikeAndSlab, 1)``."""
         zeros = like.new_zeros(n, self.latent_dim)
         return SpikeAndSlab(zeros + self.slab_prob, zeros, zeros + 1.0).to_event(1)
 
