@@ -42,13 +42,16 @@ The output folder receives:
   model.zip          the fitted model (load it with pyro_gfa.load("model.zip"))
   loadings.csv       strength of every factor on every group (rows) and latent (columns)
   top_factors.csv    the strongest groups of every factor
+  variance_explained.csv
+                     R^2 of every group (rows) per latent and in all ("total"), on the
+                     held-out rows when there are any, else on the training rows
   history.csv        training loss (and held-out ELBO) per epoch
   summary.json       settings (--standardize included), timings and per-row ELBO on the
                      training/held-out rows
   standardize.csv    with --standardize: the mean and sd of every column; new rows x go
                      into the model as (x - mean) / sd
-  figures/*.png      loadings heatmap, top groups per factor, factor-group graph,
-                     training curves, reconstructions
+  figures/*.png      loadings heatmap, top groups per factor, variance explained,
+                     factor-group graph, training curves, reconstructions
 """
 
 EXAMPLES = """\
@@ -349,12 +352,19 @@ def _json_value(v: Any) -> Any:
 def _write_outputs(model, df_train, df_val, out: Path, args, fit_s: float) -> None:
     import pandas as pd
 
-    from . import plots
+    from . import metrics, plots
 
     model.save(out / "model.zip")
     model.loadings_frame().to_csv(out / "loadings.csv")
     plots.top_units(model, k=args.top_k).to_csv(out / "top_factors.csv", index=False)
     pd.DataFrame(model.history_).to_csv(out / "history.csv", index=False)
+    # rows as in loadings.csv: the model's groups, or every feature
+    ve = metrics.variance_explained(
+        model,
+        df_train if df_val is None else df_val,
+        groups=None if model.group_names else "features",
+    )
+    ve.frame().to_csv(out / "variance_explained.csv")
     L = model.loadings()
     summary: dict[str, Any] = {
         "model": type(model).__name__,
@@ -387,6 +397,7 @@ def _write_outputs(model, df_train, df_val, out: Path, args, fit_s: float) -> No
     figures = {
         "loadings": lambda: plots.plot_loadings(model),
         "top_factors": lambda: plots.plot_top_units(model, k=args.top_k),
+        "variance_explained": lambda: plots.plot_variance_explained(ve),
         "factor_graph": lambda: plots.plot_factor_graph(model),
         "history": lambda: plots.plot_history(model),
         "reconstructions": lambda: plots.plot_reconstructions(model, df_train),

@@ -10,6 +10,8 @@ plain Python floats, numpy arrays or small frozen dataclasses.
   after matching columns.
 - :func:`dci` and :func:`dci_from_importance`: DCI disentanglement, completeness and
   informativeness of Eastwood & Williams (2018).
+- :func:`variance_explained`: ``R^2`` of every feature group from a fitted model, and each
+  factor's share of it (MOFA+'s variance explained, for nonlinear decoders too).
 - :func:`recall_at_k` and :func:`ndcg_at_k`: per-user ranking metrics of held-out items
   (Liang et al. 2018, "Variational autoencoders for collaborative filtering").
 """
@@ -30,6 +32,7 @@ __all__ = [
     "ColumnMatching",
     "DCIResult",
     "SupportScore",
+    "VarianceExplained",
     "anchor_report",
     "dci",
     "dci_from_importance",
@@ -40,6 +43,7 @@ __all__ = [
     "ndcg_at_k",
     "recall_at_k",
     "support_f1",
+    "variance_explained",
 ]
 
 #: Below this many points :func:`dci` warns that the score is noisy.
@@ -715,6 +719,110 @@ def heldout_nll(model: Any, X: Any, num_samples: int = 100, seed: int = 0) -> fl
     bound on the true NLL that tightens as ``num_samples`` grows.
     """
     return float(-np.mean(model.log_likelihood(X, num_samples=num_samples, seed=seed)))
+
+
+@dataclass(frozen=True)
+class VarianceExplained:
+    """Share of every group's variance a fitted model explains (``R^2``), in all and per factor.
+
+    Attributes
+    ----------
+    per_factor : numpy.ndarray
+        ``(n_groups, K)``: the ``R^2`` every group loses when one factor is held at its mean.
+    total : numpy.ndarray
+        ``(n_groups,)``: ``R^2`` of every group from all factors.
+    group_names : tuple of str
+        Names of the rows.
+    """
+
+    per_factor: np.ndarray
+    total: np.ndarray
+    group_names: tuple[str, ...]
+
+    def frame(self):
+        """``per_factor`` as a ``pandas.DataFrame`` (columns ``z0, z1, ...``) with ``total``
+        as its last column."""
+        import pandas as pd
+
+        K = self.per_factor.shape[1]
+        df = pd.DataFrame(
+            self.per_factor, index=list(self.group_names), columns=[f"z{k}" for k in range(K)]
+        )
+        df["total"] = self.total
+        return df
+
+
+def variance_explained(model: Any, X: Any, groups: Any = None) -> VarianceExplained:
+    """``R^2`` of every feature group from all factors, and the share each factor carries.
+
+    The rows' codes are the posterior means ``Z = model.transform(X)``, decoded to the
+    model's mean of ``x``. Over the entries of group ``g``,
+
+    ``R^2_g = 1 - SSE_g(Z) / sum_{i, j in g} (x_ij - xbar_j)^2``
+
+    (``xbar_j`` the column means of ``X``), and factor ``k``'s share is what ``R^2_g`` loses
+    when ``z_k`` is held at its mean over the rows: ``R^2_g(Z) - R^2_g(Z with column k at
+    its mean)``. A factor the decoder of group ``g`` does not read (an exact zero of the
+    oi-VAE's or factor VAE's ``W^(g)``, of the Sparse VAE's mask) has share exactly 0. For
+    a linear model ``mu + W z`` with uncorrelated factor scores the shares are MOFA+'s
+    variance explained per factor, ``||w_gk||^2 sum_i (z_ik - zbar_k)^2 / SS_g``, and add
+    up to ``R^2_g``; for a nonlinear decoder they need not (factors interact). Missing
+    groups (NaN, factor VAE) are left out of every sum; a group without variance gets NaN.
+    Count likelihoods predict counts with each row's own total.
+
+    Parameters
+    ----------
+    model
+        A fitted model with a decoder of its codes (every model but NMF and LDA).
+    X : array_like
+        ``(N, n_features)`` data, as for ``model.transform``.
+    groups
+        ``None``: the model's groups, or one group of all features for a per-feature model;
+        ``"features"``: every feature on its own; else any group specification
+        (:meth:`pyro_gfa.data.Groups.from_spec`; a mapping may name columns).
+
+    Returns
+    -------
+    VarianceExplained
+    """
+    from .data.groups import Groups
+    from .models.base import check_matrix
+
+    if not callable(getattr(model, "decode", None)):
+        raise TypeError(
+            f"variance_explained needs a model that decodes its codes, with factors at 0 for"
+            f" 'absent'; {type(model).__name__} has none (NMF's and LDA's factors are"
+            " non-negative weights)"
+        )
+    Z = np.asarray(model.transform(X), dtype=np.float64)
+    Xn = check_matrix(X, model.n_features, allow_nan=True, dtype=np.float64)
+    names = list(model.feature_names)
+    if groups is None:
+        groups = getattr(model, "groups", None)
+        if groups is None:
+            groups = {"all features": list(range(Xn.shape[1]))}
+    elif isinstance(groups, str) and groups == "features":
+        groups = Groups(tuple(np.arange(len(names))[:, None]), tuple(names), len(names))
+    groups = Groups.from_spec(groups, Xn.shape[1], columns=names)
+    likelihood = getattr(model, "likelihood", None)
+    totals = {"total_count": np.nansum(Xn, 1)} if getattr(likelihood, "counts", False) else {}
+
+    def sse(pred: np.ndarray) -> np.ndarray:  # per group, missing entries left out
+        r = np.nan_to_num((Xn - pred) ** 2)
+        return np.array([r[:, ix].sum() for ix in groups.index])
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ss = sse(np.nanmean(Xn, 0, keepdims=True))
+        full = sse(model.decode(Z, **totals))
+        per = np.empty((len(groups.index), Z.shape[1]))
+        for k in range(Z.shape[1]):
+            Zk = Z.copy()
+            Zk[:, k] = Z[:, k].mean()
+            per[:, k] = (sse(model.decode(Zk, **totals)) - full) / ss
+        total = 1 - full / ss
+    bad = ss == 0
+    total[bad], per[bad] = np.nan, np.nan
+    return VarianceExplained(per_factor=per, total=total, group_names=groups.names)
 
 
 # ---------------------------------------------------------------------------------------------

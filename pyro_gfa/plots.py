@@ -13,7 +13,9 @@ latents come from the estimator (DataFrame columns, group names) unless given.
 - :func:`plot_history`: training curves (loss, held-out ELBO, active connections);
 - :func:`plot_reconstructions`, :func:`plot_samples`: reconstructions and samples against
   the data (as images when ``image_shape`` is given);
-- :func:`plot_factor_graph`: the bipartite graph of latents and groups.
+- :func:`plot_factor_graph`: the bipartite graph of latents and groups;
+- :func:`plot_variance_explained`: every group's ``R^2`` per factor and in all (MOFA+'s
+  variance explained).
 
 In Jupyter, a cell whose last line is a bare call such as ``plots.plot_loadings(m)`` shows
 the figure twice: once drawn by pyplot's inline backend and once as the returned
@@ -43,6 +45,7 @@ __all__ = [
     "plot_reconstructions",
     "plot_samples",
     "plot_top_units",
+    "plot_variance_explained",
     "top_units",
 ]
 
@@ -599,4 +602,78 @@ def plot_factor_graph(
     ax.set_ylim(-1, span + 1)
     ax.axis("off")
     ax.set_title(f"factors and {getattr(model, 'unit_kind', 'unit')}s")
+    return fig
+
+
+def plot_variance_explained(
+    result: Any,
+    X: Any = None,
+    ax: matplotlib.axes.Axes | None = None,
+    *,
+    groups: Any = None,
+    order: bool = True,
+    annotate: bool | None = None,
+) -> matplotlib.figure.Figure | matplotlib.figure.SubFigure:
+    """Heatmap of every group's ``R^2`` per factor (in %), with its total in the last column.
+
+    Parameters
+    ----------
+    result
+        A :class:`~pyro_gfa.metrics.VarianceExplained`, or a fitted model, whose variance
+        explained on ``X`` is computed (:func:`pyro_gfa.metrics.variance_explained`).
+    X
+        Data, with a model.
+    ax
+        Axis to draw on (default: a new figure).
+    groups
+        With a model: the groups to score (as for :func:`~pyro_gfa.metrics.variance_explained`).
+    order
+        Reorder groups and factors with :func:`factor_order` so the structure shows
+        (``False``: the model's order).
+    annotate
+        Write the values in the cells (default: at most 20 x 20 cells).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or matplotlib.figure.SubFigure
+        A new figure, or the figure of ``ax`` (a subfigure when ``ax`` lies in one).
+    """
+    from .metrics import VarianceExplained, variance_explained
+
+    if not isinstance(result, VarianceExplained):
+        if X is None:
+            raise TypeError(
+                "plot_variance_explained takes a VarianceExplained, or a fitted model and X"
+            )
+        result = variance_explained(result, X, groups=groups)
+    elif X is not None or groups is not None:
+        raise TypeError("X and groups go with a model, not with a VarianceExplained result")
+    P = 100 * result.per_factor
+    if order:
+        rows, cols = factor_order(np.clip(np.nan_to_num(P), 0, None))
+    else:
+        rows, cols = np.arange(P.shape[0]), np.arange(P.shape[1])
+    M = np.column_stack([P[rows][:, cols], 100 * result.total[rows]])
+    labels = [f"z{k}" for k in cols] + ["total"]
+    G, K1 = M.shape
+    fig, ax = _axes(ax, figsize=(1.6 + 0.45 * K1, 1.0 + _rows_height(G, 0.3)))
+    im = ax.imshow(M, cmap="Blues", aspect="auto", interpolation="nearest", vmin=0, vmax=100)
+    ax.axvline(K1 - 1.5, color="white", lw=3)
+    ax.set_xticks(range(K1), labels, rotation=90 if K1 > 12 else 0)
+    if G <= MAX_LABELLED:
+        ax.set_yticks(range(G), [result.group_names[i] for i in rows])
+    else:
+        ax.set_yticks([])
+    ax.set_xlabel("factor")
+    if annotate is None:
+        annotate = G <= 20 and K1 <= 21
+    if annotate:
+        for i in range(G):
+            for j in range(K1):
+                if np.isnan(M[i, j]):
+                    continue
+                colour = "white" if M[i, j] > 60 else "black"
+                text = str(int(round(M[i, j])))  # no "-0" for a share a hair below zero
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+    fig.colorbar(im, ax=ax, label="variance explained (%)")
     return fig

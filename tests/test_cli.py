@@ -39,10 +39,14 @@ def test_fit_writes_model_tables_and_figures(csv):
     assert rc == 0
     for name in ("model.zip", "loadings.csv", "top_factors.csv", "history.csv", "summary.json"):
         assert (out / name).exists(), name
-    for fig in ("loadings", "top_factors", "factor_graph", "history", "reconstructions"):
+    figures = ("loadings", "top_factors", "variance_explained", "factor_graph", "history")
+    for fig in (*figures, "reconstructions"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 0
     L = pd.read_csv(out / "loadings.csv", index_col=0)
     assert list(L.index) == ["first", "second", "noise"] and L.shape == (3, 3)
+    # R^2 on the held-out rows, as the saved model gives it on the standardised data
+    ve = pd.read_csv(out / "variance_explained.csv", index_col=0)
+    assert list(ve.index) == list(L.index) and list(ve.columns) == ["z0", "z1", "z2", "total"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_rows_train"] == 90 and summary["n_rows_val"] == 30
     assert summary["epochs_run"] == 4 and summary["interrupted"] is False
@@ -177,7 +181,10 @@ def test_other_models(csv, model, prior):
     assert main(args + ["--out", str(out)]) == 0
     m = gfa.load(out / "model.zip")
     assert m.feature_names == tuple("abcdef")
-    assert len(pd.read_csv(out / "loadings.csv", index_col=0)) == (6 if model == "sparsevae" else 3)
+    L = pd.read_csv(out / "loadings.csv", index_col=0)
+    assert len(L) == (6 if model == "sparsevae" else 3)
+    ve = pd.read_csv(out / "variance_explained.csv", index_col=0)
+    assert list(ve.index) == list(L.index) and ve["total"].notna().all()
 
 
 def test_ctrl_c_keeps_the_results_and_exits_130(csv, capsys, fail_at_step):

@@ -32,6 +32,7 @@ CASES = {
     "samples_only": lambda m, X, ax: plots.plot_samples(m, None, n=4, ax=ax, image_shape=(8, 8)),
     "samples_table": lambda m, X, ax: plots.plot_samples(m, X, ax=ax),
     "factor_graph": lambda m, X, ax: plots.plot_factor_graph(m, ax=ax),
+    "variance_explained": lambda m, X, ax: plots.plot_variance_explained(m, X, ax=ax),
 }
 
 
@@ -87,6 +88,22 @@ def factvae_missing():
     X[:16, groups[0]] = np.nan  # group 0 missing in a quarter of the rows
     m = gfa.FactVAE(groups=groups, latent_dim=2).fit(X, epochs=2, progress=False)
     return m, X
+
+
+def test_variance_explained_from_a_result_and_its_errors(fitted):
+    m, X = fitted
+    ve = gfa.metrics.variance_explained(m, X)
+    fig = plots.plot_variance_explained(ve, order=False)
+    (ax,) = [a for a in fig.axes if a.get_label() != "<colorbar>"]
+    shown = ax.images[0].get_array()
+    np.testing.assert_allclose(shown[:, :-1], 100 * ve.per_factor, rtol=1e-6)
+    np.testing.assert_allclose(shown[:, -1], 100 * ve.total, rtol=1e-6)
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == "total"
+    plt.close(fig)
+    with pytest.raises(TypeError, match="a fitted model and X"):
+        plots.plot_variance_explained(m)
+    with pytest.raises(TypeError, match="go with a model"):
+        plots.plot_variance_explained(ve, X)
 
 
 def test_reconstructions_with_missing_groups(factvae_missing):

@@ -884,6 +884,14 @@ class Estimator(NamedUnits):
         return m.decode(m.encode(*x)[0]).cpu().numpy()
 
     @torch.no_grad()
+    def decode(self, Z) -> np.ndarray:
+        """``(N, n_features)`` mean of ``x`` given codes ``Z`` of shape ``(N, K)`` (e.g. a
+        traversal of one factor, or :meth:`transform`'s codes with some factors zeroed)."""
+        m = self._fitted()
+        z = check_matrix(Z, self.latent_dim, name="Z")
+        return m.decode(torch.as_tensor(z, device=self.device)).cpu().numpy()
+
+    @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
         """``(n, n_features)`` draws of ``x`` from the generative model."""
         m = self._fitted()

@@ -129,6 +129,8 @@ class Likelihood(nn.Module):
     """Base class: maps a decoder output ``(..., G)`` to a distribution of one row of ``x``."""
 
     name: str = "base"
+    #: whether ``x`` holds counts whose row totals the likelihood takes as given
+    counts: bool = False
 
     def check(self, X: np.ndarray) -> None:
         """Raise ``ValueError`` when ``X`` is outside the likelihood's support."""
@@ -154,14 +156,23 @@ class Likelihood(nn.Module):
         """``E[x | out]`` (``x`` gives the row totals of count likelihoods)."""
         raise NotImplementedError
 
-    def sample(self, out: torch.Tensor, total_count=None) -> torch.Tensor:
-        """Draws of ``x``; ``total_count`` (row totals) is for count likelihoods only."""
+    def _no_totals(self, total_count) -> None:
         if total_count is not None:
             raise ValueError(
                 "total_count sets the row totals of count likelihoods (multinomial,"
                 f" negative_binomial); the {self.name} likelihood does not use it, got"
                 f" total_count={total_count!r}"
             )
+
+    def expected(self, out: torch.Tensor, total_count=None) -> torch.Tensor:
+        """``E[x | out]`` for rows of the given totals (count likelihoods only; without
+        them a count likelihood gives the composition)."""
+        self._no_totals(total_count)
+        return self.mean(out)
+
+    def sample(self, out: torch.Tensor, total_count=None) -> torch.Tensor:
+        """Draws of ``x``; ``total_count`` (row totals) is for count likelihoods only."""
+        self._no_totals(total_count)
         return self.dist(out).sample()
 
 
@@ -299,6 +310,8 @@ class _CountComposition(Likelihood):
     :meth:`sample`.
     """
 
+    counts = True
+
     def __init__(self):
         super().__init__()
         self.register_buffer("mean_total", torch.tensor(100.0))
@@ -341,6 +354,12 @@ class _CountComposition(Likelihood):
         if x is None:
             return p
         return x.sum(-1, keepdim=True) * p
+
+    def expected(self, out, total_count=None):
+        p = torch.softmax(out, -1)
+        if total_count is None:
+            return p
+        return self._totals(out, total_count).unsqueeze(-1) * p
 
 
 class MultinomialLikelihood(_CountComposition):

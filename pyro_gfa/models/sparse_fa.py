@@ -339,8 +339,14 @@ class SparseFA(NamedUnits):
 
     def reconstruct(self, X) -> np.ndarray:
         """``(N, G)`` ``mu + W E[z | x]`` in the units of ``X``."""
-        z = self.transform(X)
-        return self.mean_ + z @ self.loadings().T
+        return self.decode(self.transform(X))
+
+    def decode(self, Z) -> np.ndarray:
+        """``(N, G)`` mean ``mu + W z`` of ``x`` given codes ``Z`` of shape ``(N, K)``, in the
+        units of ``X``."""
+        self._fitted()
+        Z = check_matrix(Z, self.latent_dim, name="Z", dtype=np.float64)
+        return self.mean_ + Z @ self.loadings().T
 
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:
         """``(n, G)`` draws of ``x = mu + W z + e`` in the units of ``X``."""

@@ -673,6 +673,16 @@ class SparseVAE(Estimator):
             return m.sample_x(z, total_count).cpu().numpy()
 
     @torch.no_grad()
+    def decode(self, Z, total_count=None) -> np.ndarray:
+        """``(N, G)`` mean of ``x`` given codes ``Z`` of shape ``(N, K)``; for a count
+        likelihood the composition (rows summing to 1), or with ``total_count`` (a
+        non-negative integer, or one per row) the expected counts. The Gaussian and
+        Bernoulli likelihoods reject ``total_count``."""
+        m = self._fitted()
+        z = torch.as_tensor(check_matrix(Z, self.latent_dim, name="Z"), device=self.device)
+        return m.likelihood.expected(m.decoder_out(z), total_count).cpu().numpy()
+
+    @torch.no_grad()
     def reconstruct(self, X) -> np.ndarray:
         """``(N, G)`` mean of ``x`` decoded from the posterior mean of ``z`` (for the
         multinomial likelihood, with each row's observed total)."""
