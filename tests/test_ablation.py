@@ -186,6 +186,7 @@ def test_cli_ablate_exits_non_zero_after_writing_everything(tmp_path, monkeypatc
     assert (tmp_path / "o" / "test_mse.png").exists()
 
 
+@pytest.mark.filterwarnings("ignore:SparseFA stopped at max_iter")  # max_iter 5: quick
 def test_test_nll_is_exact_for_sparse_fa_and_left_out_for_lda(tmp_path):
     counts = np.random.default_rng(0).poisson(3.0, size=(60, 6))
     path = tmp_path / "counts.csv"

@@ -9,6 +9,10 @@ from pyro_gfa import SparseFA
 from pyro_gfa.models.sparse_fa import e_step, m_step_loadings, moments
 from pyro_gfa.priors import Horseshoe, Lasso, NoPrior, SpikeSlabLasso
 
+# the fits here are cut short on purpose (speed); test_a_fit_cut_by_max_iter_says_so checks
+# that warning itself
+pytestmark = pytest.mark.filterwarnings("ignore:SparseFA stopped at max_iter")
+
 
 def sparse_data(n=1000, seed=0):
     """Three factors, each loading on its own block of 8 of 24 features."""
