@@ -790,9 +790,8 @@ def variance_explained(model: Any, X: Any, groups: Any = None) -> VarianceExplai
 
     if not callable(getattr(model, "decode", None)):
         raise TypeError(
-            f"variance_explained needs a model that decodes its codes, with factors at 0 for"
-            f" 'absent'; {type(model).__name__} has none (NMF's and LDA's factors are"
-            " non-negative weights)"
+            "variance_explained needs a model that decodes codes to data (a decode method);"
+            f" {type(model).__name__} has none"
         )
     Z = np.asarray(model.transform(X), dtype=np.float64)
     Xn = check_matrix(X, model.n_features, allow_nan=True, dtype=np.float64)
