@@ -800,7 +800,11 @@ def variance_explained(model: Any, X: Any, groups: Any = None) -> VarianceExplai
         groups = getattr(model, "groups", None)
         if groups is None:
             groups = {"all features": list(range(Xn.shape[1]))}
-    elif isinstance(groups, str) and groups == "features":
+    elif isinstance(groups, str):
+        if groups != "features":
+            raise ValueError(
+                f"groups must be None, 'features' or a group specification, got {groups!r}"
+            )
         groups = Groups(tuple(np.arange(len(names))[:, None]), tuple(names), len(names))
     groups = Groups.from_spec(groups, Xn.shape[1], columns=names)
     likelihood = getattr(model, "likelihood", None)

@@ -132,6 +132,8 @@ def test_bad_inputs():
         m.decode(np.zeros((4, 2)), total_count=5)
     with pytest.raises(ValueError, match="Z has 2 NaN"):
         m.decode(np.full((1, 2), np.nan))
+    with pytest.raises(ValueError, match="'features' or a group specification, got 'feature'"):
+        variance_explained(m, X, groups="feature")
     with pytest.raises(ValueError, match="cover"):
         variance_explained(m, X, groups=[[0, 1]])
     with pytest.raises(ValueError, match="X has 10 columns but the model expects 64"):
