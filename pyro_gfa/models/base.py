@@ -886,7 +886,7 @@ class Estimator(NamedUnits):
     @torch.no_grad()
     def decode(self, Z) -> np.ndarray:
         """``(N, n_features)`` mean of ``x`` given codes ``Z`` of shape ``(N, K)`` (e.g. a
-        traversal of one factor, or :meth:`transform`'s codes with some factors zeroed)."""
+        traversal of one factor, or :meth:`transform`'s codes with one factor held fixed)."""
         m = self._fitted()
         z = check_matrix(Z, self.latent_dim, name="Z")
         return m.decode(torch.as_tensor(z, device=self.device)).cpu().numpy()

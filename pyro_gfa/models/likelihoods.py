@@ -356,10 +356,9 @@ class _CountComposition(Likelihood):
         return x.sum(-1, keepdim=True) * p
 
     def expected(self, out, total_count=None):
-        p = torch.softmax(out, -1)
         if total_count is None:
-            return p
-        return self._totals(out, total_count).unsqueeze(-1) * p
+            return self.mean(out)
+        return self._totals(out, total_count).unsqueeze(-1) * self.mean(out)
 
 
 class MultinomialLikelihood(_CountComposition):
