@@ -90,6 +90,19 @@ def test_a_spec_of_the_wrong_kind_names_the_accepted_forms(spec):
         Groups.from_spec(spec)
 
 
+def test_a_method_passed_uncalled_gets_a_short_error_that_says_so():
+    class Data:
+        def groups(self):
+            return {"a": [0]}
+
+        def __repr__(self):
+            return "Data(" + "x" * 10_000 + ")"
+
+    with pytest.raises(TypeError, match="got method .*; call it to get the groups") as e:
+        Groups.from_spec(Data().groups)
+    assert len(str(e.value)) < 300
+
+
 def test_a_hand_built_groups_refuses_float_indices():
     with pytest.raises(ValueError, match="must be a flat list of integers"):
         Groups(index=([0.5], [1]), names=("a", "b"), n_features=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -138,7 +139,12 @@ class Groups:
             lists = [_resolve(v, columns, name) for name, v in zip(names, spec.values())]
         else:
             if isinstance(spec, (str, bytes)) or not isinstance(spec, Iterable):
-                raise TypeError(f"groups must be {SPEC_FORMS}; got {spec!r}")
+                # short: the repr of a data object can run to pages
+                hint = "; call it to get the groups" if callable(spec) else ""
+                raise TypeError(
+                    f"groups must be {SPEC_FORMS}; got {type(spec).__name__}"
+                    f" {reprlib.repr(spec)}{hint}"
+                )
             spec = list(spec)
             if not spec:
                 raise ValueError("groups must not be empty")
@@ -146,13 +152,15 @@ class Groups:
             # [True, True] is refused rather than read as sizes [1, 1]
             is_size = [isinstance(s, (numbers.Number, np.bool_)) for s in spec]
             if any(is_size) and not all(is_size):
-                raise ValueError(f"groups mixes sizes and column lists: {spec!r}; use one form")
+                raise ValueError(
+                    f"groups mixes sizes and column lists: {reprlib.repr(spec)}; use one form"
+                )
             if all(is_size):
                 ints = [isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in spec]
                 if not all(ints) or min(spec) < 1:
                     raise ValueError(
-                        f"group sizes must be positive ints, got {spec!r}; groups must be"
-                        f" {SPEC_FORMS}"
+                        f"group sizes must be positive ints, got {reprlib.repr(spec)};"
+                        f" groups must be {SPEC_FORMS}"
                     )
                 sizes = [int(s) for s in spec]
                 ends = np.cumsum(sizes)
