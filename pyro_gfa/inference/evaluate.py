@@ -123,26 +123,15 @@ def log_weights(
 def elbo_rows(
     module: GFAModule, tensors: Sequence[torch.Tensor], num_samples: int = 10
 ) -> torch.Tensor:
-    """``(N,)`` Monte Carlo ELBO of every row.
-
-    Parameters
-    ----------
-    module, tensors, num_samples
-        As for :func:`log_weights`.
-    """
+    """``(N,)`` Monte Carlo ELBO of every row (arguments as for :func:`log_weights`)."""
     return log_weights(module, tensors, num_samples).mean(0)
 
 
 def log_likelihood_rows(
     module: GFAModule, tensors: Sequence[torch.Tensor], num_samples: int = 100
 ) -> torch.Tensor:
-    """``(N,)`` importance-sampled estimate of ``log p(x_i)`` for every row.
-
-    Parameters
-    ----------
-    module, tensors, num_samples
-        As for :func:`log_weights`.
-    """
+    """``(N,)`` importance-sampled estimate of ``log p(x_i)`` for every row (arguments as for
+    :func:`log_weights`)."""
     lw = log_weights(module, tensors, num_samples)
     return torch.logsumexp(lw, dim=0) - math.log(num_samples)
 
@@ -150,11 +139,6 @@ def log_likelihood_rows(
 def expected_log_lik_rows(
     module: GFAModule, tensors: Sequence[torch.Tensor], num_samples: int = 10
 ) -> torch.Tensor:
-    """``(N,)`` Monte Carlo ``E_q[log p(x_i | z)]``, the reconstruction term of the ELBO.
-
-    Parameters
-    ----------
-    module, tensors, num_samples
-        As for :func:`log_weights`.
-    """
+    """``(N,)`` Monte Carlo ``E_q[log p(x_i | z)]``, the reconstruction term of the ELBO
+    (arguments as for :func:`log_weights`)."""
     return log_weights(module, tensors, num_samples, observed_only=True).mean(0)

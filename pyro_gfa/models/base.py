@@ -887,9 +887,11 @@ class Estimator(NamedUnits):
     def decode(self, Z) -> np.ndarray:
         """``(N, n_features)`` mean of ``x`` given codes ``Z`` of shape ``(N, K)`` (e.g. a
         traversal of one factor, or :meth:`transform`'s codes with one factor held fixed)."""
-        m = self._fitted()
-        z = check_matrix(Z, self.latent_dim, name="Z")
-        return m.decode(torch.as_tensor(z, device=self.device)).cpu().numpy()
+        return self._fitted().decode(self._codes(Z)).cpu().numpy()
+
+    def _codes(self, Z) -> torch.Tensor:
+        """``Z`` checked as ``(N, K)`` codes, on the model's device."""
+        return torch.as_tensor(check_matrix(Z, self.latent_dim, name="Z"), device=self.device)
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:

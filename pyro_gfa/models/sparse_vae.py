@@ -679,8 +679,7 @@ class SparseVAE(Estimator):
         non-negative integer, or one per row) the expected counts. The Gaussian and
         Bernoulli likelihoods reject ``total_count``."""
         m = self._fitted()
-        z = torch.as_tensor(check_matrix(Z, self.latent_dim, name="Z"), device=self.device)
-        return m.likelihood.expected(m.decoder_out(z), total_count).cpu().numpy()
+        return m.likelihood.expected(m.decoder_out(self._codes(Z)), total_count).cpu().numpy()
 
     @torch.no_grad()
     def reconstruct(self, X) -> np.ndarray:
