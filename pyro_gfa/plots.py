@@ -59,6 +59,21 @@ def _rows_height(n: int, per_row: float) -> float:
     return per_row * n if n <= MAX_LABELLED else 8.0
 
 
+def _row_labels(ax, names: Sequence[str]) -> None:
+    if len(names) <= MAX_LABELLED:
+        ax.set_yticks(range(len(names)), names)
+    else:  # bare row positions of a reordered matrix would read as feature indices
+        ax.set_yticks([])
+
+
+def _annotate(ax, M: np.ndarray, text, white_above: float) -> None:
+    """Write ``text(value)`` in every cell of the heatmap of ``M``."""
+    for i in range(M.shape[0]):
+        for j in range(M.shape[1]):
+            colour = "white" if M[i, j] > white_above else "black"
+            ax.text(j, i, text(M[i, j]), ha="center", va="center", fontsize=7, color=colour)
+
+
 def _axes(ax, figsize=(5.0, 4.0)):
     if ax is not None:
         return ax.figure, ax
@@ -173,21 +188,14 @@ def plot_loadings(
     fig, ax = _axes(ax, figsize=(1.2 + 0.45 * K, 1.0 + _rows_height(G, 0.3)))
     im = ax.imshow(L, cmap=cmap, aspect="auto", interpolation="nearest", vmin=0)
     ax.set_xticks(range(K), lat, rotation=90 if K > 12 else 0)
-    if G <= MAX_LABELLED:
-        ax.set_yticks(range(G), names)
-    else:  # bare row positions of the reordered matrix would read as feature indices
-        ax.set_yticks([])
+    _row_labels(ax, names)
     ax.set_xlabel("latent")
     ax.set_ylabel(getattr(model, "unit_kind", "unit"))
     if annotate is None:
         annotate = G <= 20 and K <= 20
     if annotate:
         top = L.max() if L.size else 1.0
-        for i in range(G):
-            for j in range(K):
-                colour = "white" if L[i, j] > 0.6 * top else "black"
-                text = "0" if L[i, j] == 0 else f"{L[i, j]:.2g}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+        _annotate(ax, L, lambda v: "0" if v == 0 else f"{v:.2g}", white_above=0.6 * top)
     if colorbar:
         fig.colorbar(im, ax=ax, label=r"$\|W^{(g)}_{:,k}\|$")
     if title:
@@ -660,20 +668,12 @@ def plot_variance_explained(
     im = ax.imshow(M, cmap="Blues", aspect="auto", interpolation="nearest", vmin=0, vmax=100)
     ax.axvline(K1 - 1.5, color="white", lw=3)
     ax.set_xticks(range(K1), labels, rotation=90 if K1 > 12 else 0)
-    if G <= MAX_LABELLED:
-        ax.set_yticks(range(G), [result.group_names[i] for i in rows])
-    else:
-        ax.set_yticks([])
+    _row_labels(ax, [result.group_names[i] for i in rows])
     ax.set_xlabel("factor")
     if annotate is None:
         annotate = G <= 20 and K1 <= 21
     if annotate:
-        for i in range(G):
-            for j in range(K1):
-                if np.isnan(M[i, j]):
-                    continue
-                colour = "white" if M[i, j] > 60 else "black"
-                text = str(int(round(M[i, j])))  # no "-0" for a share a hair below zero
-                ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
+        # no "-0" for a share a hair below zero
+        _annotate(ax, M, lambda v: "" if np.isnan(v) else str(int(round(v))), white_above=60)
     fig.colorbar(im, ax=ax, label="variance explained (%)")
     return fig
