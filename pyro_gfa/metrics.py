@@ -763,12 +763,15 @@ def variance_explained(model: Any, X: Any, groups: Any = None) -> VarianceExplai
     (``xbar_j`` the column means of ``X``), and factor ``k``'s share is what ``R^2_g`` loses
     when ``z_k`` is held at its mean over the rows: ``R^2_g(Z) - R^2_g(Z with column k at
     its mean)``. A factor the decoder of group ``g`` does not read (an exact zero of the
-    oi-VAE's or factor VAE's ``W^(g)``, of the Sparse VAE's mask) has share exactly 0. For
-    a linear model ``mu + W z`` with uncorrelated factor scores the shares are MOFA+'s
-    variance explained per factor, ``||w_gk||^2 sum_i (z_ik - zbar_k)^2 / SS_g``, and add
-    up to ``R^2_g``; for a nonlinear decoder they need not (factors interact). Missing
-    groups (NaN, factor VAE) are left out of every sum; a group without variance gets NaN.
-    Count likelihoods predict counts with each row's own total.
+    oi-VAE's or factor VAE's ``W^(g)``, of the Sparse VAE's mask) has share exactly 0,
+    except under the multinomial and negative binomial likelihoods: their expected counts
+    are shares of the row's total, so every factor moves every feature through the
+    normalisation. For a linear model ``mu + W z`` with uncorrelated factor scores and
+    ``mu = xbar`` the shares are MOFA+'s variance explained per factor,
+    ``1 - sum_{i, j in g} (x_ij - xbar_j - w_jk (z_ik - zbar_k))^2 / SS_g``, and add up to
+    ``R^2_g``; for a nonlinear decoder they need not (factors interact). Missing groups
+    (NaN, factor VAE) are left out of every sum; a group whose columns are constant gets
+    NaN. Count likelihoods predict counts with each row's own total.
 
     Parameters
     ----------
@@ -805,17 +808,30 @@ def variance_explained(model: Any, X: Any, groups: Any = None) -> VarianceExplai
             raise ValueError(
                 f"groups must be None, 'features' or a group specification, got {groups!r}"
             )
+        if len(set(names)) < len(names):  # repeated column names: say which column
+            names = [f"{n} (column {j})" for j, n in enumerate(names)]
         groups = Groups(tuple(np.arange(len(names))[:, None]), tuple(names), len(names))
     groups = Groups.from_spec(groups, Xn.shape[1], columns=names)
     likelihood = getattr(model, "likelihood", None)
     totals = {"total_count": np.nansum(Xn, 1)} if getattr(likelihood, "counts", False) else {}
 
+    observed = ~np.isnan(Xn)
+
     def sse(pred: np.ndarray) -> np.ndarray:  # per group, missing entries left out
-        r = np.nan_to_num((Xn - pred) ** 2)
+        if not np.isfinite(pred[observed]).all():
+            raise ValueError(
+                f"{type(model).__name__} predicts non-finite values for observed entries of"
+                " X: are its parameters finite (a diverged fit)?"
+            )
+        r = np.where(observed, Xn - pred, 0.0) ** 2
         return np.array([r[:, ix].sum() for ix in groups.index])
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ss = sse(np.nanmean(Xn, 0, keepdims=True))
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: missing groups
+        lo, hi = np.nanmin(Xn, 0), np.nanmax(Xn, 0)
+        # a constant column's mean must be its value exactly, else rounding makes SS tiny
+        xbar = np.where(lo == hi, lo, np.nanmean(Xn, 0))
+        ss = sse(np.broadcast_to(xbar, Xn.shape))
         full = sse(model.decode(Z, **totals))
         per = np.empty((len(groups.index), Z.shape[1]))
         for k in range(Z.shape[1]):

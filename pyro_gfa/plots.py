@@ -59,6 +59,10 @@ def _rows_height(n: int, per_row: float) -> float:
     return per_row * n if n <= MAX_LABELLED else 8.0
 
 
+def _cols_width(n: int, per_col: float) -> float:  # a huge K must not make a huge figure
+    return per_col * min(n, MAX_LABELLED)
+
+
 def _row_labels(ax, names: Sequence[str]) -> None:
     if len(names) <= MAX_LABELLED:
         ax.set_yticks(range(len(names)), names)
@@ -185,7 +189,7 @@ def plot_loadings(
     names = [names[i] for i in rows]
     lat = [lat[j] for j in cols]
     G, K = L.shape
-    fig, ax = _axes(ax, figsize=(1.2 + 0.45 * K, 1.0 + _rows_height(G, 0.3)))
+    fig, ax = _axes(ax, figsize=(1.2 + _cols_width(K, 0.45), 1.0 + _rows_height(G, 0.3)))
     im = ax.imshow(L, cmap=cmap, aspect="auto", interpolation="nearest", vmin=0)
     ax.set_xticks(range(K), lat, rotation=90 if K > 12 else 0)
     _row_labels(ax, names)
@@ -664,12 +668,13 @@ def plot_variance_explained(
     M = np.column_stack([P[rows][:, cols], 100 * result.total[rows]])
     labels = [f"z{k}" for k in cols] + ["total"]
     G, K1 = M.shape
-    fig, ax = _axes(ax, figsize=(1.6 + 0.45 * K1, 1.0 + _rows_height(G, 0.3)))
+    fig, ax = _axes(ax, figsize=(1.6 + _cols_width(K1, 0.45), 1.0 + _rows_height(G, 0.3)))
     im = ax.imshow(M, cmap="Blues", aspect="auto", interpolation="nearest", vmin=0, vmax=100)
     ax.axvline(K1 - 1.5, color="white", lw=3)
     ax.set_xticks(range(K1), labels, rotation=90 if K1 > 12 else 0)
     _row_labels(ax, [result.group_names[i] for i in rows])
     ax.set_xlabel("factor")
+    ax.set_ylabel("group")
     if annotate is None:
         annotate = G <= 20 and K1 <= 21
     if annotate:

@@ -24,7 +24,8 @@ def test_sizes_index_lists_and_mapping():
         ([[0], []], 1, "empty"),
         ([2, 0], None, "positive"),
         ({"a": ["zz"]}, 1, "unknown column"),
-        ([3], 4, "do not cover"),
+        ([3], 4, "group sizes add up to 3 but the data has 4 columns"),
+        ([4, 4], 6, "group sizes add up to 8 but the data has 6 columns"),
     ],
 )
 def test_bad_specs(spec, n, match):
@@ -47,6 +48,12 @@ def test_a_hand_built_groups_is_checked_like_a_parsed_one():
         Groups.from_spec({})
     g = Groups(index=([1], [0]), names=("a", "b"), n_features=2)  # lists become arrays
     np.testing.assert_array_equal(g.feature_group, [1, 0])
+
+
+def test_a_data_frame_is_not_a_group_specification():
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(TypeError, match="got a DataFrame"):
+        Groups.from_spec(pd.DataFrame(np.zeros((3, 2)), columns=["a", "b"]), 2, columns=["a", "b"])
 
 
 def test_repr_gives_sizes_not_column_indices():

@@ -55,14 +55,24 @@ def test_group_form_uses_cell_norms():
     assert hs.tau[0, 1].item() == pytest.approx(1 / 3)
 
 
-def test_log_prob_is_gaussian_given_scales_and_prox_is_the_implicit_step():
+def test_log_prob_is_the_joint_density_and_prox_is_the_implicit_step():
     W = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
-    hs = Horseshoe()
+    hs = Horseshoe(b_global=0.7, b_local=1.3)
     hs.setup(W.detach())
     hs.tau = torch.rand(4, 3, dtype=torch.float64) + 0.5
     hs.v = torch.rand(3, dtype=torch.float64) + 0.5
+    hs.aux_local = torch.rand(4, 3, dtype=torch.float64) + 0.5
+    hs.aux_global = torch.rand(3, dtype=torch.float64) + 0.5
     var = (hs.tau * hs.v).unsqueeze(1).expand(4, 2, 3)
-    expected = torch.distributions.Normal(0.0, var.sqrt()).log_prob(W).sum()
+    IG = torch.distributions.InverseGamma
+    half = torch.tensor(0.5, dtype=torch.float64)
+    expected = (
+        torch.distributions.Normal(0.0, var.sqrt()).log_prob(W).sum()
+        + IG(half, 1 / hs.aux_local).log_prob(hs.tau).sum()
+        + IG(half, torch.tensor(1.3**-2)).log_prob(hs.aux_local).sum()
+        + IG(half, 1 / hs.aux_global).log_prob(hs.v).sum()
+        + IG(half, torch.tensor(0.7**-2)).log_prob(hs.aux_global).sum()
+    )
     f = hs.log_factor(W)
     torch.testing.assert_close(f, expected)
     assert not f.requires_grad  # applied by the proximal step, not by gradients
@@ -74,6 +84,19 @@ def test_log_prob_is_gaussian_given_scales_and_prox_is_the_implicit_step():
     hs.tau = torch.full((4, 3), 1e-10, dtype=torch.float64)
     hs.prox(V, 0.3)
     assert V.abs().max() < 1e-8
+
+
+def test_every_update_raises_the_joint_density():
+    torch.manual_seed(0)
+    W = torch.randn(6, 1, 4, dtype=torch.float64) * torch.tensor([3.0, 1.0, 0.1, 0.01])
+    hs = Horseshoe()
+    hs.setup(W)
+    values = [hs.log_factor(W).item()]
+    for _ in range(20):
+        hs.update(W)
+        values.append(hs.log_factor(W).item())
+    assert all(b >= a - 1e-9 * abs(a) for a, b in zip(values, values[1:]))
+    assert values[-1] > values[0]
 
 
 @pytest.mark.parametrize("kw", [dict(b_global=0), dict(b_local=-1), dict(reference_scale=math.nan)])

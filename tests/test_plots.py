@@ -66,6 +66,13 @@ def test_plots_from_plain_arrays(tmp_path):
         plt.close(fig)
 
 
+def test_many_factors_do_not_make_a_huge_figure():
+    L = np.abs(np.random.default_rng(0).standard_normal((5, 1500)))
+    fig = plots.plot_loadings(L)
+    assert fig.get_size_inches()[0] < 30
+    plt.close(fig)
+
+
 def test_factor_order_makes_blocks():
     L = np.array([[0.0, 2.0], [1.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
     rows, cols = plots.factor_order(L)
@@ -99,6 +106,7 @@ def test_variance_explained_from_a_result_and_its_errors(fitted):
     np.testing.assert_allclose(shown[:, :-1], 100 * ve.per_factor, rtol=1e-6)
     np.testing.assert_allclose(shown[:, -1], 100 * ve.total, rtol=1e-6)
     assert [t.get_text() for t in ax.get_xticklabels()][-1] == "total"
+    assert ax.get_ylabel() == "group"
     plt.close(fig)
     with pytest.raises(TypeError, match="a fitted model and X"):
         plots.plot_variance_explained(m)

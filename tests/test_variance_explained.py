@@ -53,6 +53,24 @@ def test_linear_shares_are_mofas_closed_form_and_add_up():
     assert ve.group_names == ("group0", "group1", "group2")
 
 
+def test_linear_shares_are_mofas_definition_when_residuals_carry_the_scores():
+    # posterior means are shrunk, so residuals correlate with the scores: the shares are
+    # still MOFA+'s 1 - ||X_c - z_k w_k^T||^2 / SS and add up to R^2
+    rng = np.random.default_rng(1)
+    N, D, K = 200, 5, 3
+    B = np.linalg.qr(np.column_stack([np.ones(N), rng.standard_normal((N, K))]))[0]
+    Z = B[:, 1:] * [5.0, 3.0, 1.0]
+    W = rng.standard_normal((D, K))
+    E = rng.standard_normal((N, D))
+    X = Z @ (W.T + 0.5 * rng.standard_normal((K, D))) + E - E.mean(0)
+    ve = variance_explained(_Linear(Z, W, np.zeros(D)), X, groups=[list(range(D))])
+    Xc = X - X.mean(0)
+    ss = (Xc**2).sum()
+    want = [1 - ((Xc - np.outer(Z[:, k], W[:, k])) ** 2).sum() / ss for k in range(K)]
+    np.testing.assert_allclose(ve.per_factor[0], want, rtol=1e-9, atol=1e-12)
+    assert ve.per_factor[0].sum() == pytest.approx(ve.total[0], rel=1e-9)
+
+
 def test_sparse_fa_decode_and_total_r2():
     X, _ = gfa.data.make_bars(300, seed=0)
     fa = gfa.SparseFA(latent_dim=8).fit(X, max_iter=200, tol=1e-4)
@@ -130,8 +148,10 @@ def test_bad_inputs():
         m.decode(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="total_count sets the row totals"):
         m.decode(np.zeros((4, 2)), total_count=5)
-    with pytest.raises(ValueError, match="Z has 2 NaN"):
+    with pytest.raises(ValueError, match="Z has 2 NaN or infinite values [^;]*$"):
         m.decode(np.full((1, 2), np.nan))
+    with pytest.raises(ValueError, match=r"Z must be 2-d \(rows x factors\)"):
+        m.decode(np.zeros(2))
     with pytest.raises(ValueError, match="'features' or a group specification, got 'feature'"):
         variance_explained(m, X, groups="feature")
     with pytest.raises(ValueError, match="cover"):
@@ -143,9 +163,28 @@ def test_bad_inputs():
         variance_explained(nmf, np.abs(X))
 
 
+def test_non_finite_predictions_are_an_error_not_a_perfect_fit():
+    X, _ = gfa.data.make_bars(64, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=2).fit(X, epochs=1, progress=False)
+    with torch.no_grad():
+        next(m.module.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(ValueError, match="OIVAE predicts non-finite values"):
+        variance_explained(m, X)
+
+
+def test_repeated_column_names_get_their_positions_per_feature():
+    pd = pytest.importorskip("pandas")
+    X, _ = gfa.data.make_bars(128, seed=0)
+    df = pd.DataFrame(X[:, :4], columns=["a", "b", "a", "c"])
+    fa = gfa.SparseFA(latent_dim=2).fit(df, max_iter=50, tol=1e-3)
+    ve = variance_explained(fa, df, groups="features")
+    assert ve.group_names == ("a (column 0)", "b (column 1)", "a (column 2)", "c (column 3)")
+
+
 def test_a_group_without_variance_gets_nan():
     X, _ = gfa.data.make_bars(128, seed=0)
-    X[:, :2] = 1.0
+    X = X.astype(np.float64)
+    X[:, :2] = 0.1  # its float64 mean is not exactly 0.1: the group must still be NaN
     fa = gfa.SparseFA(latent_dim=3).fit(X, max_iter=200, tol=1e-3)
     ve = variance_explained(fa, X, groups={"flat": [0, 1], "rest": list(range(2, 64))})
     assert np.isnan(ve.total[0]) and np.isnan(ve.per_factor[0]).all()

@@ -138,6 +138,8 @@ class Groups:
             names = [str(k) for k in spec]
             lists = [_resolve(v, columns, name) for name, v in zip(names, spec.values())]
         else:
+            if hasattr(spec, "columns") and hasattr(spec, "iloc"):  # iterates its names
+                raise TypeError(f"groups must be {SPEC_FORMS}; got a DataFrame (data, not groups)")
             if isinstance(spec, (str, bytes)) or not isinstance(spec, Iterable):
                 # short: the repr of a data object can run to pages
                 hint = "; call it to get the groups" if callable(spec) else ""
@@ -163,6 +165,10 @@ class Groups:
                         f" groups must be {SPEC_FORMS}"
                     )
                 sizes = [int(s) for s in spec]
+                if n_features is not None and sum(sizes) != n_features:
+                    raise ValueError(
+                        f"group sizes add up to {sum(sizes)} but the data has {n_features} columns"
+                    )
                 ends = np.cumsum(sizes)
                 lists = [list(range(e - s, e)) for s, e in zip(sizes, ends)]
             else:

@@ -165,12 +165,14 @@ def check_matrix(
     allow_nan: bool = False,
     dtype: type = np.float32,
     names: Sequence[str] | None = None,
+    columns: str = "features",
 ) -> np.ndarray:
     """Validate a data matrix and return it as a ``dtype`` (default float32) ndarray.
 
     Accepts numpy arrays, torch tensors and pandas DataFrames. With ``allow_nan`` NaN
     marks missing values (infinite values are still rejected). With ``names`` (the columns
     seen by ``fit``) a DataFrame or AnnData must have exactly these columns in this order.
+    ``columns`` names what the columns are in the messages (``"factors"`` for codes).
     """
     if names is not None:
         check_names(feature_names_of(X), names, name)
@@ -210,7 +212,7 @@ def check_matrix(
         )
     X = out
     if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-d (rows x features), got shape {X.shape}")
+        raise ValueError(f"{name} must be 2-d (rows x {columns}), got shape {X.shape}")
     if X.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
     if n_features is not None and X.shape[1] != n_features:
@@ -224,8 +226,8 @@ def check_matrix(
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise ValueError(
-            f"{name} has {int(bad.sum())} NaN or infinite values (first at row {r}, column {c});"
-            " this model needs complete data"
+            f"{name} has {int(bad.sum())} NaN or infinite values (first at row {r}, column {c})"
+            + ("; this model needs complete data" if columns == "features" else "")
         )
     return X
 
@@ -891,7 +893,9 @@ class Estimator(NamedUnits):
 
     def _codes(self, Z) -> torch.Tensor:
         """``Z`` checked as ``(N, K)`` codes, on the model's device."""
-        return torch.as_tensor(check_matrix(Z, self.latent_dim, name="Z"), device=self.device)
+        return torch.as_tensor(
+            check_matrix(Z, self.latent_dim, name="Z", columns="factors"), device=self.device
+        )
 
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:

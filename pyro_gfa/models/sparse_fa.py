@@ -345,7 +345,7 @@ class SparseFA(NamedUnits):
         """``(N, G)`` mean ``mu + W z`` of ``x`` given codes ``Z`` of shape ``(N, K)``, in the
         units of ``X``."""
         self._fitted()
-        Z = check_matrix(Z, self.latent_dim, name="Z", dtype=np.float64)
+        Z = check_matrix(Z, self.latent_dim, name="Z", dtype=np.float64, columns="factors")
         return self.mean_ + Z @ self.loadings().T
 
     def sample(self, n: int, seed: int | None = None) -> np.ndarray:

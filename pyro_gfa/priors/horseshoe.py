@@ -28,9 +28,12 @@ horseshoe on the columns of ``W^(g)``.
 Given the scales the prior on ``W`` is Gaussian, with curvature ``1 / (tau v)`` that grows
 without bound for unused cells, so a plain gradient step on it becomes unstable. The training
 loop applies it by its proximal operator, the implicit step ``w <- w / (1 + step / (tau v))``,
-stable for any scale; the scales are floored at ``1e-10``. The horseshoe gives no exact zeros:
-:meth:`Horseshoe.support` thresholds the shrinkage weight ``kappa_gk = 1 / (1 + tau_gk v_k /
-s^2)`` at 1/2 (Carvalho et al. 2010), with ``s`` the ``reference_scale``.
+stable for any scale; the scales are floored at ``1e-10``. The value written into the
+objective is the joint log density of ``W`` and every scale and auxiliary at their current
+values, of which the updates above are conditional modes (each update raises it). The
+horseshoe gives no exact zeros: :meth:`Horseshoe.support` thresholds the shrinkage weight
+``kappa_gk = 1 / (1 + tau_gk v_k / s^2)`` at 1/2 (Carvalho et al. 2010), with ``s`` the
+``reference_scale``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,12 @@ import torch
 
 from .._checks import check_float
 from .base import Prior, cell_norms
+
+
+def _log_inv_gamma_half(x: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+    """``sum log IG(x; 1/2, rate)``."""
+    rate = rate.expand_as(x)
+    return (0.5 * rate.log() - 0.5 * math.log(math.pi) - 1.5 * x.log() - rate / x).sum()
 
 
 class Horseshoe(Prior):
@@ -79,7 +88,15 @@ class Horseshoe(Prior):
         p = W.shape[-2]
         var = self.tau * self.v
         sq = W.pow(2).sum(-2)
-        return -(0.5 * sq / var + 0.5 * p * torch.log(2 * math.pi * var)).sum()
+        gauss = -(0.5 * sq / var + 0.5 * p * torch.log(2 * math.pi * var)).sum()
+        # the scales' hyperpriors: the updates are this joint density's conditional modes
+        scales = (
+            _log_inv_gamma_half(self.tau, 1 / self.aux_local)
+            + _log_inv_gamma_half(self.aux_local, W.new_tensor(self.b_local**-2))
+            + _log_inv_gamma_half(self.v, 1 / self.aux_global)
+            + _log_inv_gamma_half(self.aux_global, W.new_tensor(self.b_global**-2))
+        )
+        return gauss + scales
 
     @torch.no_grad()
     def prox(self, W, step):

@@ -19,7 +19,7 @@ and the weighted-L1 penalty ``-sum lambda*_gk |w_gk|`` with
 ``lambda*_gk = lambda_1 p*_gk + lambda_0 (1 - p*_gk)`` handled by its proximal operator
 (a weighted soft-threshold, which gives exact zeros). The normalising constants
 ``lambda_s / 2`` of the Laplace densities are kept (the authors' code drops them, which
-moves every ``p*`` towards the spike by a factor ``lambda_0 / lambda_1`` in the odds).
+multiplies the odds of every ``p*`` by ``lambda_0 / lambda_1``: towards the slab).
 
 The value written into the objective (:meth:`SpikeSlabLasso.nonsmooth_log_prob`) is the
 real marginal log prior ``sum log(eta psi_1 + (1 - eta) psi_0) + sum log Beta(eta; a, b)``
