@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import inspect
 import itertools
 import json
 import math
@@ -89,6 +90,21 @@ DATA: dict[str, Callable[..., Dataset]] = {
     "sparse_synthetic": _sparse_synthetic,
     "csv": _csv,
 }
+#: the generators whose further keyword arguments a data set passes on
+_DATA_PASSES_ON = {"bars": make_bars, "sparse_synthetic": make_sparse_vae_data}
+
+
+def _data_parameters(name: str) -> list[str]:
+    """The parameters ``[data]`` may set for data set ``name`` (its seed comes from ``seeds``)."""
+    names = []
+    for fn in (DATA[name], _DATA_PASSES_ON.get(name)):
+        if fn is not None:
+            names += [
+                p.name
+                for p in inspect.signature(fn).parameters.values()
+                if p.kind is p.POSITIONAL_OR_KEYWORD or p.kind is p.KEYWORD_ONLY
+            ]
+    return sorted(set(names) - {"seed"})
 
 
 def _model_classes() -> dict[str, Callable]:
@@ -182,8 +198,18 @@ def expand(config: dict) -> list[dict]:
     seeds = config.get("seeds", [0])
     if not (isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)):
         raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    runs = config["runs"]
+    if not (isinstance(runs, list) and runs and all(isinstance(r, dict) for r in runs)):
+        raise ValueError("runs must be a list of tables: write each run as [[runs]], not [runs]")
+    for section in ("data", "fit"):
+        if not isinstance(config.get(section, {}), dict):
+            raise ValueError(f"[{section}] must be a table, got {config[section]!r}")
+        if "seed" in config.get(section, {}):
+            raise ValueError(
+                f"seed in [{section}]: every run's seed comes from seeds = [...] at the top"
+            )
     labels: dict[str, int] = {}
-    for i, run in enumerate(config["runs"], 1):
+    for i, run in enumerate(runs, 1):
         _check_keys(run, RUN_KEYS, f"[[runs]] {i}")
         label = _label(run)
         if label in labels:
@@ -199,13 +225,21 @@ def expand(config: dict) -> list[dict]:
     _pick(DATA, data_name, "data set")
     models = _model_classes()
     data_grid = data.pop("grid", {})
+    data_points = _grid(data_grid, "[data] grid")
+    allowed = _data_parameters(data_name)
+    unknown = sorted((set(data) | set(data_grid)) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {unknown} of data set {data_name!r}; it takes:"
+            f" {', '.join(allowed)}"
+        )
     fit = dict(config.get("fit", {}))
     out = []
-    for data_point in _grid(data_grid):
-        for run in config["runs"]:
+    for data_point in data_points:
+        for i, run in enumerate(runs, 1):
             _pick(models, run.get("model", ""), "model")
             _pick(PRIORS, run.get("prior", "none"), "prior")
-            for point in _grid(run.get("grid", {})):
+            for point in _grid(run.get("grid", {}), f"the grid of [[runs]] {i}"):
                 spec = {
                     "label": _label(run),
                     "data": data_name,
@@ -234,7 +268,12 @@ def expand(config: dict) -> list[dict]:
     return out
 
 
-def _grid(grid: dict) -> list[dict]:
+def _grid(grid: dict, where: str) -> list[dict]:
+    if not isinstance(grid, dict):
+        raise ValueError(f"{where} must be a table of name = [values], got {grid!r}")
+    for k, v in grid.items():
+        if not (isinstance(v, list) and v):
+            raise ValueError(f"{where}: {k} must be a non-empty list of values, got {v!r}")
     keys = list(grid)
     return [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
 
@@ -415,8 +454,12 @@ def plot(rows: list[dict], out: Path) -> None:
     parsed = [json.loads(s) for s in settings]
     keys = {k for p in parsed for k in p}
     varying = [k for k in sorted(keys) if len({json.dumps(p.get(k)) for p in parsed}) > 1]
-    # a numeric x axis when one data parameter is swept and every setting has it
-    xkey = varying[0] if len(varying) == 1 and all(varying[0] in p for p in parsed) else None
+    # a numeric x axis when one parameter is swept, every setting has it and it is a number
+    xkey = varying[0] if len(varying) == 1 else None
+    if xkey and not all(
+        isinstance(p.get(xkey), (int, float)) and not isinstance(p.get(xkey), bool) for p in parsed
+    ):
+        xkey = None
     for m in METRICS:
         if not any(m in v for v in stats.values()):
             continue

@@ -365,7 +365,7 @@ def _write_outputs(model, df_train, df_val, out: Path, args, fit_s: float) -> No
         groups=None if model.group_names else "features",
     )
     ve.frame().to_csv(out / "variance_explained.csv")
-    L = model.loadings()
+    support = model.support()
     summary: dict[str, Any] = {
         "model": type(model).__name__,
         "config": {k: _json_value(v) for k, v in model.get_config().items()},
@@ -376,8 +376,8 @@ def _write_outputs(model, df_train, df_val, out: Path, args, fit_s: float) -> No
         "interrupted": model.interrupted_,
         "best_epoch": model.best_epoch_,
         "fit_seconds": round(fit_s, 2),
-        "active_connections": int(model.support().sum()),
-        "active_factors": int((L > 0).any(0).sum()),
+        "active_connections": int(support.sum()),
+        "active_factors": int(support.any(0).sum()),
         "train_elbo_per_row": float(np.mean(model.elbo(df_train, num_samples=5))),
         "seed": args.seed,
         "standardize": args.standardize,
@@ -464,7 +464,8 @@ def cmd_fit(args) -> int:
         msg = f"fitting {type(model).__name__} failed: {e}"
         if isinstance(e, FloatingPointError):
             msg += "; try a smaller --lr or --sparse-lr"
-            if args.checkpoint_every:  # fit saves its last good epoch to the checkpoint
+            # fit saves its last good epoch to the checkpoint, if an epoch completed
+            if args.checkpoint_every and model.module is not None:
                 msg += f" (the last good epoch is saved in {out / 'model.zip'})"
         _fail(msg)
     fit_s = time.perf_counter() - t0

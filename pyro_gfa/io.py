@@ -43,6 +43,7 @@ import torch
 
 from .data.groups import Groups
 from .models.base import Estimator, _is_anndata, feature_names_of, seeded
+from .models.likelihoods import Likelihood
 from .priors import Prior
 
 if TYPE_CHECKING:  # imported where used: for the annotations only
@@ -139,7 +140,11 @@ def groups_from(
         resolved = {}
         for g, cols in spec.items():
             out = []
-            for c in np.atleast_1d(np.asarray(cols, dtype=object)):
+            # one column (a tuple may be one label of a two-level index) or several
+            one = isinstance(cols, (str, int, np.integer)) or (
+                isinstance(cols, tuple) and cols in lookup
+            )
+            for c in [cols] if one else list(cols):
                 if isinstance(c, (int, np.integer)) and int_labels:
                     raise ValueError(
                         f"group {g!r}: column {c!r} is ambiguous, the DataFrame's column labels"
@@ -225,17 +230,17 @@ def _all_subclasses(cls: type) -> list[type]:
     return out
 
 
-def _lookup(kind: str, name: str, base: type, table: dict) -> type:
+def _lookup(kind: str, name: str, base: type, table: dict | None) -> type:
     import pyro_gfa  # noqa: F401  (imports every model and prior)
 
-    if name in table:
+    if table and name in table:
         return table[name]
     found = {c.__name__: c for c in _all_subclasses(base)}
     if name in found:
         return found[name]
+    register = f", or register it with pyro_gfa.io.register_{kind}" if table is not None else ""
     raise ModelFileError(
-        f"unknown {kind} class {name!r}: import the module that defines it, or register it"
-        f" with pyro_gfa.io.register_{kind}"
+        f"unknown {kind} class {name!r}: import the module that defines it{register}"
     )
 
 
@@ -251,6 +256,8 @@ def _encode(v: Any, where: str) -> Any:
         return float(v)
     if isinstance(v, Prior):
         return {"__prior__": type(v).__name__, "config": _encode(v._config(), where)}
+    if isinstance(v, Likelihood):
+        return {"__likelihood__": type(v).__name__, "config": _encode(v._config(), where)}
     if isinstance(v, Groups):
         return {
             "__groups__": {
@@ -272,7 +279,7 @@ def _encode(v: Any, where: str) -> Any:
         return {"__dict__": [[_encode(k, where), _encode(x, where)] for k, x in v.items()]}
     raise TypeError(
         f"cannot save {where}: a {type(v).__name__} is not one of the JSON-encodable types"
-        " (numbers, strings, lists, tuples, dicts, arrays, Groups, Prior)"
+        " (numbers, strings, lists, tuples, dicts, arrays, Groups, Prior, Likelihood)"
     )
 
 
@@ -283,6 +290,9 @@ def _decode(v: Any) -> Any:
         return v
     if "__prior__" in v:
         cls = _lookup("prior", v["__prior__"], Prior, _PRIORS)
+        return cls(**_decode(v["config"]))
+    if "__likelihood__" in v:
+        cls = _lookup("likelihood", v["__likelihood__"], Likelihood, None)
         return cls(**_decode(v["config"]))
     if "__groups__" in v:
         g = v["__groups__"]
@@ -425,9 +435,12 @@ def save(est: Estimator, path: str | Path) -> Path:
     return path
 
 
-def check_target(path: str | Path) -> None:
-    """Fail now if :func:`save` could not write ``path``, leaving any file there as it is:
-    creates the parent directory and a temporary file in it (removed at once)."""
+def check_target(path: str | Path, est: Estimator | None = None) -> None:
+    """Fail now if :func:`save` could not write ``path`` (or ``est``'s configuration),
+    leaving any file there as it is: creates the parent directory and a temporary file in
+    it (removed at once)."""
+    if est is not None:
+        json.dumps(_meta(est))
     path = Path(path)
     _refuse_bad_target(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -526,7 +539,14 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Estimator:
         config = {k: _decode(v) for k, v in meta["config"].items()}
     except (KeyError, TypeError) as e:
         raise ModelFileError(f"{path}: {META} is incomplete or corrupt ({e!r})") from e
-    est = cls(**config)
+    try:
+        est = cls(**config)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(
+            f"{path}: this pyro-gfa cannot build {cls.__name__} from the saved configuration"
+            f" ({e}); load it with the pyro-gfa version that wrote it"
+            f" ({meta.get('library_version', '?')}), or refit"
+        ) from e
     for k, v in meta.get("attributes", {}).items():
         setattr(est, k, _decode(v))
     if not meta.get("fitted"):
@@ -549,6 +569,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Estimator:
             f"{path}: the saved weights do not fit a {cls.__name__} built from the saved"
             f" configuration: {e}"
         ) from e
+    # the prior's settings as fitted: a model may set some in fit (the Sparse VAE's EM
+    # warm-up is counted in steps of its batches)
+    for k, v in meta.get("prior", {}).get("config", {}).items():
+        setattr(module.prior, k, _decode(v))
     module.prior_weight = float(meta.get("module", {}).get("prior_weight", 1.0))
     module.std_multiplier = 1.0
     est.module = module.to(dev).eval()

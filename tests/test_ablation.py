@@ -61,6 +61,14 @@ def test_runs_writes_table_and_resumes_after_interruption(tmp_path, monkeypatch)
     assert calls == []  # nothing left to run
 
 
+def test_a_grid_of_words_is_plotted_against_the_settings(tmp_path):
+    run = dict(CONFIG["runs"][0], grid={"model.prior_scale": ["paper", "posterior"]})
+    data = {k: v for k, v in CONFIG["data"].items() if k != "grid"}
+    cfg = dict(CONFIG, seeds=[0], data=data, fit={"epochs": 1, "batch_size": 64}, runs=[run])
+    ablation.run_ablation(cfg, out=tmp_path, progress=False)
+    assert (tmp_path / "test_mse.png").exists()
+
+
 def test_ctrl_c_inside_a_fit_stops_the_grid(tmp_path, fail_at_step):
     fail_at_step(2 * 4 + 2, KeyboardInterrupt)  # 4 steps per run (2 epochs of 2 batches): run 3
     with pytest.warns(UserWarning, match="interrupted"), pytest.raises(KeyboardInterrupt):
@@ -107,6 +115,20 @@ def test_ctrl_c_inside_a_fit_stops_the_grid(tmp_path, fail_at_step):
             r"\[\[runs\]\] 1 and 2 share the label 'oivae/group_lasso'",
         ),
         ({"runs": [{"label": "a", "model": "oivae"}] * 2}, "share the label 'a'"),
+        ({"runs": {"label": "a", "model": "oivae"}}, r"write each run as \[\[runs\]\]"),
+        (
+            {"runs": [{"model": "oivae", "grid": {"model.latent_dim": 4}}]},
+            r"the grid of \[\[runs\]\] 1: model.latent_dim must be a non-empty list of values",
+        ),
+        (
+            {"data": {"name": "bars", "n": 64, "noize_sd": 0.1}},
+            r"unknown parameter\(s\) \['noize_sd'\] of data set 'bars'; it takes: n, n_test,",
+        ),
+        (
+            {"data": {"name": "bars", "grid": {"nn": [64]}}},
+            r"unknown parameter\(s\) \['nn'\]",
+        ),
+        ({"fit": {"epochs": 1, "seed": 3}}, r"seed in \[fit\]: every run's seed comes from"),
     ],
 )
 def test_bad_config_names(change, match):

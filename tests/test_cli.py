@@ -185,6 +185,9 @@ def test_other_models(csv, model, prior):
     assert len(L) == (6 if model == "sparsevae" else 3)
     ve = pd.read_csv(out / "variance_explained.csv", index_col=0)
     assert list(ve.index) == list(L.index) and ve["total"].notna().all()
+    summary = json.loads((out / "summary.json").read_text())  # signed loadings count too
+    assert summary["active_factors"] == int(m.support().any(0).sum())
+    assert summary["active_connections"] == int(m.support().sum())
 
 
 def test_ctrl_c_keeps_the_results_and_exits_130(csv, capsys, fail_at_step):
@@ -198,6 +201,22 @@ def test_ctrl_c_keeps_the_results_and_exits_130(csv, capsys, fail_at_step):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["epochs_run"] == 2
     assert len(gfa.load(out / "model.zip").history_) == 2
+
+
+@pytest.mark.parametrize("step, saved", [(1, False), (2 * 4 + 1, True)])
+def test_a_diverged_fit_names_the_checkpoint_only_when_an_epoch_is_in_it(
+    csv, capsys, fail_at_step, step, saved
+):
+    fail_at_step(step, FloatingPointError("the objective is not finite"))
+    out = csv / f"diverged{step}"
+    args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "-k", "2"]
+    args += ["--epochs", "5", "--batch-size", "32", "--checkpoint-every", "1", "-q"]
+    with pytest.raises(SystemExit):
+        main(args + ["--no-plots", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert "try a smaller --lr" in err
+    assert ("the last good epoch is saved in" in err) is saved
+    assert (out / "model.zip").exists() is saved
 
 
 def test_python_dash_m_runs_the_command():

@@ -74,6 +74,9 @@ def test_two_level_column_index():
     # the full names of a two-level index work in a mapping too
     g2 = gfa.io.groups_from(df, {"up": ["arm/x", ("arm", "y"), "arm/z"], "down": [3, 4, 5]})
     assert g2.sizes.tolist() == [3, 3]
+    # the original labels (tuples) alone, a list of them or one of them
+    spec = {"up": [("arm", "x"), ("arm", "y"), ("arm", "z")], "legs": [3, 4], "top": ("head", "x")}
+    assert gfa.io.groups_from(df, spec).sizes.tolist() == [3, 2, 1]
 
 
 def test_tensor_input():

@@ -185,10 +185,10 @@ def test_continued_fits_draw_afresh_and_repeat_exactly(data, monkeypatch):
     ],
 )
 def test_bad_fit_options_fail_before_training(data, option, match):
-    m = _model()
-    with pytest.raises(ValueError, match=match):
-        m.fit(data, progress=False, **option)
-    assert m.module is None
+    for m in (_model(), gfa.SparseVAE(data.shape[1], 2, hidden=(4,))):
+        with pytest.raises(ValueError, match=match):
+            m.fit(data, progress=False, **option)
+        assert m.module is None
 
 
 def test_sample_needs_a_count(data):
@@ -235,6 +235,11 @@ def test_held_out_rows_and_continued_fits_need_the_fitted_columns(data, model):
         m.fit(df[cols[::-1]], epochs=1, progress=False, warm_start=True)
     assert len(m.history_) == 1
     np.testing.assert_array_equal(m.transform(df), z)
+    # an array continues the fit and keeps the columns' names and their check
+    m.fit(data, epochs=1, progress=False, warm_start=True)
+    assert m.feature_names == tuple(cols)
+    with pytest.raises(ValueError, match="in another order"):
+        m.transform(df[cols[::-1]])
 
 
 def test_pyro_svi_trains_a_module_registered_as_the_readme_says(data):
@@ -305,8 +310,10 @@ def test_a_continued_fit_that_fails_at_once_changes_nothing(data, monkeypatch, f
         m.fit(data, epochs=2, progress=False, warm_start=True)
     monkeypatch.undo()
     if not torch.cuda.is_available():  # an error while setting up changes nothing either
-        with pytest.raises((AssertionError, RuntimeError)):
+        with pytest.raises(ValueError, match="this machine has 0 CUDA device"):
             m.fit(data, epochs=2, progress=False, device="cuda")
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        m.fit(data, epochs=2, progress=False, device="gpu")
     assert {k: v for k, v in vars(m).items() if k != "module"} == state
     _assert_same_state(_state(m), before)
 

@@ -154,6 +154,15 @@ def test_corrupt_meta_and_weights_fail_clearly(fitted, tmp_path):
     with pytest.raises(ModelFileError, match="do not fit"):
         gfa.load(tmp_path / "c.zip")
 
+    def unknown_argument(raw):  # as from a version with other constructor arguments
+        meta = json.loads(raw)
+        meta["config"]["dropout"] = 0.1
+        return json.dumps(meta).encode()
+
+    _rewrite(src, tmp_path / "d.zip", meta=unknown_argument)
+    with pytest.raises(ModelFileError, match=r"d.zip: this pyro-gfa cannot build OIVAE"):
+        gfa.load(tmp_path / "d.zip")
+
 
 class _Evil:
     def __reduce__(self):
@@ -260,3 +269,38 @@ def test_round_trip_every_model(name, tmp_path):
     np.testing.assert_array_equal(m2.support(), m.support())
     assert m2.unit_names == m.unit_names
     assert m2.history_ == m.history_
+
+
+def test_a_loaded_sparse_vae_continues_exactly_as_the_fitted_one(tmp_path):
+    """Its EM warm-up is counted in steps of the fit's batches: loading must keep it."""
+    X = np.random.default_rng(0).standard_normal((200, 7)).astype(np.float32)
+    m = gfa.SparseVAE(n_features=7, latent_dim=3, hidden=(8,), em_warmup=5)
+    m.fit(X, epochs=2, batch_size=50, progress=False, seed=1)  # 8 of 20 warm-up steps
+    m2 = gfa.load(m.save(tmp_path / "m.zip"))
+    assert m2.module.prior.em_warmup_steps == m.module.prior.em_warmup_steps == 20
+    for est in (m, m2):
+        est.fit(X, epochs=2, batch_size=50, progress=False, seed=1, warm_start=True)
+    np.testing.assert_array_equal(m2.loadings(), m.loadings())
+    np.testing.assert_array_equal(m2.transform(X), m.transform(X))
+
+
+def test_a_sparse_vae_checkpoint_carries_the_code_kl_of_its_epoch(tmp_path):
+    """``support()`` drops factors whose codes carry no information: a checkpoint must
+    hold the codes' KL of its own parameters, mid-fit and at the end."""
+    X = np.random.default_rng(0).standard_normal((120, 7)).astype(np.float32)
+    m = gfa.SparseVAE(n_features=7, latent_dim=3, hidden=(8,))
+    mid = []
+    m.fit(
+        X,
+        epochs=3,
+        batch_size=60,
+        progress=False,
+        checkpoint=tmp_path / "ck.zip",
+        checkpoint_every=2,
+        callback=lambda e, r: e == 2 and mid.append(gfa.load(tmp_path / "ck.zip")),
+    )
+    assert mid[0].code_kl_ is not None and len(mid[0].history_) == 2
+    np.testing.assert_allclose(mid[0].code_kl_, mid[0]._code_kl(X), rtol=1e-6)
+    final = gfa.load(tmp_path / "ck.zip")
+    np.testing.assert_array_equal(final.code_kl_, m.code_kl_)
+    np.testing.assert_array_equal(final.support(), m.support())

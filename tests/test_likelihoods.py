@@ -77,6 +77,8 @@ def test_multinomial_sample_and_mean():
     draws = d.sample((4000,))
     assert torch.equal(draws.sum(-1), totals.expand(4000, 3))
     torch.testing.assert_close(draws.mean(0), d.mean, atol=0.15, rtol=0.03)
+    # rows of total 0 (empty documents) have no counts, also when every row is empty
+    assert torch.equal(MultinomialCounts(out, total_count=0).sample(), torch.zeros(3, 4))
 
 
 def test_count_vae_samples_rows_of_the_training_size_or_the_given_totals(tmp_path):
@@ -179,6 +181,26 @@ def test_a_saved_gaussian_model_keeps_its_noise_prior(tmp_path):
     lik, lik2 = m.module.likelihood, loaded.module.likelihood
     assert float(lik2.xi_) == float(lik.xi_) > 0
     assert lik2.log_prior().item() == pytest.approx(lik.log_prior().item())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GaussianLikelihood(6, nu=0.0, sigma_init="data_sd"),
+        lambda: GaussianLikelihood(6, nu=5.0, xi=0.2, sigma_init=0.5),
+        lambda: NegativeBinomialLikelihood(6),
+        lambda: MultinomialLikelihood(),
+    ],
+)
+def test_a_model_built_with_a_likelihood_object_fits_saves_and_loads(make, tmp_path):
+    X = np.random.default_rng(0).poisson(3.0, size=(80, 6)).astype(np.float32)
+    m = gfa.SparseVAE(6, 2, hidden=(8,), likelihood=make())
+    m.fit(X, epochs=2, progress=False, seed=0, checkpoint=tmp_path / "ck.zip")
+    loaded = gfa.load(m.save(tmp_path / "m.zip"))
+    lik, lik2 = m.module.likelihood, loaded.module.likelihood
+    assert type(lik2) is type(lik) and lik2._config() == lik._config()
+    np.testing.assert_array_equal(loaded.reconstruct(X), m.reconstruct(X))
+    np.testing.assert_array_equal(gfa.load(tmp_path / "ck.zip").transform(X), m.transform(X))
 
 
 def test_negative_binomial_samples_scale_with_the_row_size():

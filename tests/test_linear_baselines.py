@@ -68,6 +68,17 @@ def test_warm_start_and_misspelt_options_are_refused_not_ignored():
         m.fit(X, epochs=3, batch_size=8, observed=None, progress=False)  # other models' options
 
 
+def test_a_failed_refit_leaves_the_earlier_fit():
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).poisson(2.0, (30, 8)).astype(float)
+    m = NMF(6).fit(X)
+    Z = m.transform(X)
+    with pytest.raises(ValueError):  # scikit-learn's nndsvda start needs K <= columns
+        m.fit(pd.DataFrame(X[:, :5], columns=list("abcde")))
+    assert m.n_features == 8 and m.feature_names_ is None
+    np.testing.assert_array_equal(m.transform(X), Z)
+
+
 def test_feature_names_from_a_dataframe():
     pd = pytest.importorskip("pandas")
     X = pd.DataFrame(

@@ -126,10 +126,26 @@ def resolve_device(device: str | torch.device) -> torch.device:
     Returns
     -------
     torch.device
+
+    Raises
+    ------
+    ValueError
+        An unknown device, or a CUDA device this machine does not have.
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from e
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        have = torch.cuda.device_count()
+        raise ValueError(
+            f"device {str(dev)!r}: this machine has {have} CUDA device(s)"
+            + ("" if have else " (or this PyTorch build has no CUDA)")
+            + "; use device='auto' or 'cpu'"
+        )
+    return dev
 
 
 @contextlib.contextmanager
@@ -464,13 +480,15 @@ class Checkpoint:
         replacing an earlier checkpoint there)."""
         from ..io import save
 
+        self.estimator._refresh_fitted()
         save(self.estimator, self.path)
 
     def check(self) -> None:
-        """Fail now if the path cannot be written; an earlier checkpoint there is kept."""
+        """Fail now if the estimator or the path cannot be saved; an earlier checkpoint
+        there is kept."""
         from ..io import check_target
 
-        check_target(self.path)
+        check_target(self.path, self.estimator)
 
 
 class NamedUnits:
@@ -781,7 +799,8 @@ class Estimator(NamedUnits):
                 return any(stops)
 
         ran_before = len(self.history_) if warm_start else 0
-        self.feature_names_ = names
+        if not (warm_start and names is None):  # an array continues a DataFrame fit
+            self.feature_names_ = names
         self.best_epoch_ = None
         self.interrupted_ = False
         self.restart_elbos_ = []
@@ -851,6 +870,9 @@ class Estimator(NamedUnits):
         if failure is not None:
             raise failure
         return self
+
+    def _refresh_fitted(self) -> None:
+        """Bring what ``fit`` derives from the parameters up to date (before a checkpoint)."""
 
     # -- results ------------------------------------------------------------------------
     def _fitted(self) -> GFAModule:

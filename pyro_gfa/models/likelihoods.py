@@ -117,11 +117,13 @@ class MultinomialCounts(TorchDistribution):
         shape = torch.Size(sample_shape) + self.batch_shape
         n = torch.as_tensor(self.total_count, device=self.logits.device).expand(shape)
         n_max = int(n.max()) if n.numel() else 0
+        counts = torch.zeros(shape + self.event_shape, device=self.logits.device)
+        if n_max == 0:  # no counts to draw (torch refuses to draw 0 samples)
+            return counts
         # n_max categorical draws per row; the first n_i of row i are its counts
         draws = dist.Categorical(logits=self.logits.expand(shape + self.event_shape))
         idx = draws.sample((n_max,)).movedim(0, -1)
         keep = torch.arange(n_max, device=n.device) < n.unsqueeze(-1)
-        counts = torch.zeros(shape + self.event_shape, device=self.logits.device)
         return counts.scatter_add_(-1, idx, keep.to(counts.dtype))
 
 
@@ -134,6 +136,11 @@ class Likelihood(nn.Module):
 
     def check(self, X: np.ndarray) -> None:
         """Raise ``ValueError`` when ``X`` is outside the likelihood's support."""
+
+    def _config(self) -> dict:
+        """Constructor arguments, for :func:`pyro_gfa.io.save` (a subclass whose
+        constructor takes arguments returns them)."""
+        return {}
 
     def setup(self, X: np.ndarray) -> None:
         """Set data-dependent constants and initial values from the training data."""
@@ -222,11 +229,21 @@ class GaussianLikelihood(Likelihood):
             sigma_init = check_float(sigma_init, "sigma_init")
         self.n_features = n_features
         self.sigma_init = sigma_init
-        # the xi in use (NaN until setup when xi is None): a buffer, so a saved model keeps it
-        self.register_buffer("xi_", torch.tensor(math.nan if xi is None else float(xi)))
+        # the xi in use (NaN until setup when xi is None; unused without the prior): a
+        # buffer, so a saved model keeps it
+        unset = 0.0 if self.nu == 0 else math.nan
+        self.register_buffer("xi_", torch.tensor(unset if xi is None else float(xi)))
         self.log_sigma = nn.Parameter(torch.zeros(n_features))
         self.register_buffer("loc", torch.zeros(n_features))
         self.register_buffer("scale", torch.ones(n_features))
+
+    def _config(self):
+        return {
+            "n_features": self.n_features,
+            "nu": self.nu,
+            "xi": self.xi,
+            "sigma_init": self.sigma_init,
+        }
 
     def setup(self, X: np.ndarray) -> None:
         sd = X.std(axis=0).astype(np.float64)
@@ -393,6 +410,9 @@ class NegativeBinomialLikelihood(_CountComposition):
         super().__init__()
         self.n_features = n_features
         self.log_theta = nn.Parameter(torch.zeros(n_features))
+
+    def _config(self):
+        return {"n_features": self.n_features}
 
     def check(self, X):
         check_counts(X, "negative binomial")

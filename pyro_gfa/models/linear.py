@@ -44,8 +44,9 @@ class _Linear(NamedUnits):
         check_other_fit_options(type(self).__name__, _ignored)
         names = feature_names_of(X)
         X = self._check(X, fitting=True)  # a refit may have other columns
+        estimator = self._make(seed).fit(X)  # a failure leaves the earlier fit as it was
         self.n_features, self.feature_names_ = X.shape[1], names
-        self.estimator_ = self._make(seed).fit(X)
+        self.estimator_ = estimator
         return self
 
     def transform(self, X) -> np.ndarray:

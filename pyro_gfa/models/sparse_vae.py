@@ -571,8 +571,8 @@ class SparseVAE(Estimator):
         """
         Xc = self._check(X)
         self._fit_data = Xc
-        self.code_kl_ = None  # a checkpoint taken during a refit must not carry the old one
-        self._steps_per_epoch = math.ceil(Xc.shape[0] / batch_size)
+        self.code_kl_ = None  # a refit must not carry the old one
+        self._steps_per_epoch = math.ceil(Xc.shape[0] / check_int(batch_size, "batch_size"))
         try:
             super().fit(
                 X,
@@ -583,9 +583,8 @@ class SparseVAE(Estimator):
                 **kwargs,
             )
         finally:
+            self._refresh_fitted()
             self._fit_data = None
-            if self.module is not None:
-                self.code_kl_ = self._code_kl(Xc)
         if not self.interrupted_ and not self.support().any():
             warnings.warn(self._collapse_message(Xc.shape[0]), UserWarning, stacklevel=2)
         return self
@@ -608,6 +607,10 @@ class SparseVAE(Estimator):
                 f"{n_rows} rows; e.g. SpikeSlabLasso(lambda0=50, lambda1=5))",
             )
         return hints
+
+    def _refresh_fitted(self) -> None:
+        if self._fit_data is not None and self.module is not None:
+            self.code_kl_ = self._code_kl(self._fit_data)
 
     @torch.no_grad()
     def _code_kl(self, X: np.ndarray) -> np.ndarray:
