@@ -128,6 +128,9 @@ def test_mixture_entropy_can_grow_but_poe_not():
     assert h2 > h1 + 0.5  # about log 2 more
     _close(two.mean, torch.zeros(1, 2))
     _close(two.variance, torch.tensor([[9.0 + 0.09, 0.09]]))
+    # far from 0 in float32: E[x^2] - mean^2 would cancel to 0 (or below) here
+    far = UniformMixtureDiagNormal(locs + 100.0, scales / 30, torch.tensor([[True, False]]))
+    torch.testing.assert_close(far.variance, torch.full((1, 2), 1e-4), rtol=1e-5, atol=0)
 
 
 # -- the plain-torch loss equals Pyro's ELBO, masks and dropout included ---------------------

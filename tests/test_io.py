@@ -232,6 +232,15 @@ def test_early_stopping_stops_and_restores_best(data, monkeypatch):
         torch.testing.assert_close(v, states[0][k])
 
 
+def test_a_non_finite_held_out_elbo_is_never_the_best_epoch(data, monkeypatch):
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=3)
+    values = iter([np.nan, -5.0, np.nan, -6.0, -7.0, -8.0])
+    monkeypatch.setattr(m, "elbo", lambda X, num_samples=10, seed=0: np.full(len(X), next(values)))
+    with pytest.warns(UserWarning, match="held-out ELBO is nan at epoch 0"):
+        m.fit(data, epochs=50, progress=False, validation_data=data[:32], patience=3)
+    assert len(m.history_) == 5 and m.best_epoch_ == 1
+
+
 def test_validation_without_patience_only_records(data):
     m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=3)
     m.fit(

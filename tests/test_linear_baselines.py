@@ -71,12 +71,18 @@ def test_warm_start_and_misspelt_options_are_refused_not_ignored():
 def test_a_failed_refit_leaves_the_earlier_fit():
     pd = pytest.importorskip("pandas")
     X = np.random.default_rng(0).poisson(2.0, (30, 8)).astype(float)
-    m = NMF(6).fit(X)
+    m = NMF(2).fit(X)
     Z = m.transform(X)
-    with pytest.raises(ValueError):  # scikit-learn's nndsvda start needs K <= columns
+    m.kwargs["solver"] = "nonsense"  # scikit-learn refuses it when the refit starts
+    with pytest.raises(ValueError, match="solver"):
         m.fit(pd.DataFrame(X[:, :5], columns=list("abcde")))
     assert m.n_features == 8 and m.feature_names_ is None
     np.testing.assert_array_equal(m.transform(X), Z)
+
+
+def test_nmf_with_more_factors_than_rows_or_columns():
+    X = np.random.default_rng(0).poisson(2.0, (30, 4)).astype(float)
+    assert NMF(6).fit(X).transform(X).shape == (30, 6)
 
 
 def test_feature_names_from_a_dataframe():

@@ -82,6 +82,8 @@ def test_select_and_unknown_clip():
     assert set(np.unique(s.clip)) == {0, 1}
     with pytest.raises(ValueError, match="unknown clip"):
         mocap.load_mocap(["moonwalk"])
+    with pytest.raises(ValueError, match="clip 'walk' is named twice"):
+        mocap.load_mocap(["walk", "walk"])
     with pytest.raises(ValueError, match="unknown clip"):
         d.select(["moonwalk"])
     for bad in ([-1], [len(d.clip_names)], [True]):

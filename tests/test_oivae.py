@@ -355,3 +355,23 @@ def test_numpy_integers_are_integers():
     m = gfa.OIVAE([2, 2], np.int64(2), p=np.int64(2), generator_hidden=[np.int32(3)])
     assert (m.latent_dim, m.p, m.generator_hidden) == (2, 2, (3,))
     assert all(type(v) is int for v in (m.latent_dim, m.p, *m.generator_hidden))
+
+
+@pytest.mark.parametrize("cls", ["OIVAE", "FactVAE"])
+def test_data_far_from_unit_scale_warn_and_a_first_step_overflow_says_so(cls):
+    X, _ = gfa.data.make_bars(64, seed=0)
+    make = getattr(gfa, cls)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # unit-scale data: no warning
+        make(groups=gfa.data.bar_groups(), latent_dim=2).fit(X, epochs=1, progress=False)
+    m = make(groups=gfa.data.bar_groups(), latent_dim=2)
+    with pytest.warns(UserWarning, match="columns of sd up to 2.*standardise") as caught:
+        try:
+            m.fit(1e4 * X, epochs=1, progress=False)
+            overflowed = False
+        except FloatingPointError as err:
+            assert "at the first step, before any update" in str(err)
+            overflowed = True
+    assert caught[0].filename == __file__
+    # as the oi-VAE's networks start, x ~ 1e4 overflows (the factor VAE trains, slowly)
+    assert overflowed is (cls == "OIVAE") and (m.module is None) is overflowed

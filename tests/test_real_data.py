@@ -91,6 +91,10 @@ def test_count_matrix_vocabulary_rule():
             real.count_matrix(docs, n_words=bad)
     with pytest.raises(ValueError, match="fractions"):
         real.count_matrix(docs, min_df=2)  # a count, not a fraction
+    with pytest.raises(TypeError, match="token lists"):
+        real.count_matrix(["a b", "c"])
+    with pytest.raises(TypeError, match="stop_words is True or False"):
+        real.load_news(stop_words=["the"])  # checked before the package is looked up
 
 
 @pytest.mark.parametrize("bad", [10, 0, -5, 5.5, True, float("nan"), "4"])
@@ -172,6 +176,7 @@ def test_news():
     df = (d.X > 0).mean(0)
     assert df.max() <= 0.9 and "the" not in d.feature_names
     assert len(d.titles) == n
+    assert all(t == t.strip() for t in d.dates)
 
 
 @_needs("lda")

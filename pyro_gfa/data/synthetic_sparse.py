@@ -22,6 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._checks import check_seed
+
 __all__ = ["SparseVAEData", "SPARSE_VAE_TRUE_SUPPORT", "make_sparse_vae_data"]
 
 #: True support of the factor-to-feature map: entry (j, k) is True when feature j depends on
@@ -58,6 +60,12 @@ class SparseVAEData(NamedTuple):
     X: np.ndarray
     Z: np.ndarray
     W_true: np.ndarray
+
+
+def _number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
 def make_sparse_vae_data(
@@ -104,10 +112,11 @@ def make_sparse_vae_data(
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if n <= 0:
         raise ValueError(f"n must be a positive integer, got {n}")
-    rho = float(rho)
+    if not isinstance(seed, np.random.Generator):
+        seed = check_seed(seed)
+    rho, noise_sd = _number(rho, "rho"), _number(noise_sd, "noise_sd")
     if not math.isfinite(rho) or abs(rho) >= 1.0:
         raise ValueError(f"rho must satisfy |rho| < 1 (a valid correlation), got {rho}")
-    noise_sd = float(noise_sd)
     if not math.isfinite(noise_sd) or noise_sd < 0.0:
         raise ValueError(f"noise_sd must be a finite number >= 0, got {noise_sd}")
 

@@ -93,18 +93,34 @@ def check_loss(module: GFAModule, batch: Sequence[torch.Tensor], rtol: float = 1
 
     Raises
     ------
+    FloatingPointError
+        If the loss is not finite.
     RuntimeError
         If the two values disagree.
     """
     state = torch.random.get_rng_state()
     cuda = batch[0].device.type == "cuda"
     cuda_state = torch.cuda.get_rng_state(batch[0].device) if cuda else None
-    with torch.no_grad(), pyro.validation_enabled(True):
-        ref = TraceMeanField_ELBO().differentiable_loss(module.model, module.guide, *batch)
+    invalid = None
+    with torch.no_grad():
+        try:
+            with pyro.validation_enabled(True):
+                ref = TraceMeanField_ELBO().differentiable_loss(module.model, module.guide, *batch)
+        except ValueError as err:  # Pyro's checks of distribution arguments (e.g. NaN)
+            invalid, ref = err, torch.tensor(math.nan)
         torch.random.set_rng_state(state)
         if cuda:
             torch.cuda.set_rng_state(cuda_state, batch[0].device)
-        fast = module.loss(*batch)
+        with pyro.validation_enabled(False):  # the first training step validates it
+            fast = module.loss(*batch)
+    if not torch.isfinite(fast):
+        raise FloatingPointError(
+            f"the objective is {fast.item()} at the first step, before any update: the model"
+            " as started cannot score these data (columns of a very large scale? standardise"
+            " them)"
+        ) from invalid
+    if invalid is not None:
+        raise invalid
     if not torch.allclose(fast, ref, rtol=rtol, atol=1e-5 * max(1.0, abs(ref.item()))):
         raise RuntimeError(
             f"{type(module).__name__}.loss ({fast.item()}) disagrees with the Pyro ELBO of its"

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import inspect
 import math
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -112,6 +113,16 @@ class GFAModule(nn.Module):
             ``(G, K)`` Euclidean norms ``||W[g, :, k]||`` of the cells of ``W`` (detached).
         """
         return cell_norms(self.W.detach())
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` at which ``warnings.warn``, called by the caller of this
+    function, names the first line outside this package: the user's call."""
+    package = str(Path(__file__).resolve().parents[1])
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -419,6 +430,7 @@ class EarlyStopping:
         self.best_epoch: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.bad = 0
+        self.warned = False
 
     def __call__(self, epoch: int, record: dict) -> bool:
         if (epoch + 1) % self.every:
@@ -435,7 +447,15 @@ class EarlyStopping:
             m.std_multiplier = multiplier
             m.train(was_training)
         record["val_elbo"] = value
-        if value > self.best + self.min_delta or self.best_state is None:
+        if not math.isfinite(value) and not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"the held-out ELBO is {value} at epoch {epoch}: some held-out rows cannot be"
+                " scored (far outside the training data?); such epochs are never the best",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
+        if math.isfinite(value) and value > self.best + self.min_delta:
             self.best, self.best_epoch, self.bad = value, epoch, 0
             self.best_state = {k: v.detach().clone() for k, v in m.state_dict().items()}
             return False
@@ -757,6 +777,7 @@ class Estimator(NamedUnits):
         self._fit_progress = False  # until an epoch completes: see _fit_recorder
         names = self.__dict__.get("_fit_names", feature_names_of(X))
         X = self._check(X)
+        self._warn_scale(X)
         for value, name, least in [
             (epochs, "epochs", 0),
             (batch_size, "batch_size", 1),
@@ -870,6 +891,27 @@ class Estimator(NamedUnits):
         if failure is not None:
             raise failure
         return self
+
+    #: models of ``x`` on its own scale, whose noise starts at ``sigma_init``: they warn
+    #: of data far from unit scale
+    unit_scale = False
+
+    def _warn_scale(self, X: np.ndarray) -> None:
+        if not self.unit_scale:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (FactVAE)
+            sd = float(np.nanmax(np.nanstd(X, axis=0)))
+        if sd > 10:
+            warnings.warn(
+                f"X has columns of sd up to {sd:.3g}: the {type(self).__name__} models x on"
+                f" its own scale, its noise sd starting at sigma_init = {self.sigma_init:g},"
+                " so far above unit scale its first steps overflow or train slowly;"
+                " standardise the columns (pyro-gfa fit --standardize does) or divide X by"
+                " one constant",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
 
     def _refresh_fitted(self) -> None:
         """Bring what ``fit`` derives from the parameters up to date (before a checkpoint)."""

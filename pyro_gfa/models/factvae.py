@@ -155,8 +155,9 @@ class UniformMixtureDiagNormal(TorchDistribution):
     @property
     def variance(self):
         w = (self.mask.to(self.locs.dtype) / self.n_comp.unsqueeze(-1)).unsqueeze(-1)
-        second = (w * (self.scales**2 + self.locs**2)).sum(-2)
-        return second - self.mean**2
+        # about the mixture's mean: E[x^2] - mean^2 cancels in float32
+        spread = (self.locs - self.mean.unsqueeze(-2)) ** 2
+        return (w * (self.scales**2 + spread)).sum(-2)
 
     def expand(self, batch_shape, _instance=None):
         batch_shape = torch.Size(batch_shape)
@@ -533,6 +534,7 @@ class FactVAE(Estimator):
 
     default_lr = 1e-2
     default_sparse_lr = 1e-4
+    unit_scale = True
     _combine = "poe"
 
     def __init__(

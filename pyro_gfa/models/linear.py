@@ -72,7 +72,8 @@ class NMF(_Linear):
     def _make(self, seed):
         from sklearn.decomposition import NMF as _SkNMF  # here: sklearn takes seconds to import
 
-        kw = {"init": "nndsvda", "max_iter": 500, **self.kwargs}
+        # scikit-learn's default start: nndsvda, random where K > min(rows, columns)
+        kw = {"max_iter": 500, **self.kwargs}
         return _SkNMF(n_components=self.latent_dim, random_state=seed, **kw)
 
     def reconstruct(self, X) -> np.ndarray:

@@ -176,6 +176,7 @@ class OIVAE(Estimator):
 
     default_lr = 1e-2
     default_sparse_lr = 1e-4
+    unit_scale = True
 
     def __init__(
         self,

@@ -72,7 +72,7 @@ from .._checks import check_float, check_int
 from ..metrics import AnchorReport, anchor_report
 from ..priors import NoPrior, Prior
 from ..priors.ssl import SpikeSlabLasso
-from .base import Estimator, GFAModule, check_matrix, seeded
+from .base import Estimator, GFAModule, check_matrix, seeded, user_stacklevel
 from .likelihoods import Likelihood, make_likelihood
 from .nets import _uniform_, check_widths, mlp
 
@@ -585,8 +585,18 @@ class SparseVAE(Estimator):
         finally:
             self._refresh_fitted()
             self._fit_data = None
-        if not self.interrupted_ and not self.support().any():
-            warnings.warn(self._collapse_message(Xc.shape[0]), UserWarning, stacklevel=2)
+        prior = self.module.prior if self.module is not None else None
+        if isinstance(prior, SpikeSlabLasso) and not prior.em_active and not self.interrupted_:
+            warnings.warn(
+                f"the spike-and-slab EM has not started: em_warmup = {self.em_warmup} epochs"
+                f" and the fit has run {len(self.history_)}, so W is not sparse yet and"
+                " support() is every entry; fit on (warm_start=True) or lower em_warmup",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
+        elif not self.interrupted_ and not self.support().any():
+            message = self._collapse_message(Xc.shape[0])
+            warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
         return self
 
     def _collapse_message(self, n_rows: int) -> str:
