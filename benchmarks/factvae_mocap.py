@@ -3,9 +3,9 @@
 Data: the 15 humanoid clips of ``pybullet_data`` (``pip install pybullet==3.2.7``), 40 pose
 columns (root rotation and 12 joints; the root position is left out), grouped into core /
 arms / legs. The held-out test clip is ``walk`` (39 frames); the training set is the first
-``n`` clips of a seeded random order of the other 14 clips, for ``n`` in ``--trials``. Every
-column is standardised with the mean and standard deviation of the 14 non-test clips (a
-fixed preprocessing shared by all fits).
+``n`` clips of a seeded random order of the other 14 clips, for ``n`` in ``--trials`` (1 to
+14). Every column is standardised with the mean and standard deviation of the 14 non-test
+clips (a fixed preprocessing shared by all fits).
 
 Models (K = 8, p = 4, one hidden layer of 32 in every generator and encoder, encoder group
 dropout 0.1 as in the authors' mocap runs): factVAE with lambda = 1, factVAE with lambda = 0,
@@ -22,7 +22,8 @@ Writes to ``--out`` (default ``results/factvae_mocap``): ``table.md``, ``table.c
 ``limbs_from_core.png`` (Fig. 3 analogue: joint angles of the walk clip, truth and the
 reconstruction from the core) and ``loadings.png`` (Fig. 4 analogue).
 
-Usage: ``python benchmarks/factvae_mocap.py [--trials 1,2,5,10] [--seeds 0,1] [--steps 1500]``
+Usage: ``python benchmarks/factvae_mocap.py [--trials 1,2,5,10] [--seeds 0,1] [--steps 1500]
+[--models JMVAE+,lambda=0,lambda=1]``
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _args import comma_list, int_at_least  # noqa: E402  (benchmarks/, the script's folder)
 
 import pyro_gfa as gfa  # noqa: E402
 from pyro_gfa.data.mocap import load_mocap  # noqa: E402
@@ -63,44 +65,61 @@ def build(name: str, groups, args):
     )
     if name == "JMVAE+":
         return gfa.JMVAEPlus(groups, **kw)
-    lam = 1.0 if name == "lambda=1" else 0.0
-    prior = gfa.priors.GroupLasso(lam) if lam > 0 else gfa.priors.NoPrior()
-    return gfa.FactVAE(groups, prior=prior, **kw)
+    if name == "lambda=1":
+        return gfa.FactVAE(groups, prior=gfa.priors.GroupLasso(1.0), **kw)
+    if name == "lambda=0":
+        return gfa.FactVAE(groups, prior=gfa.priors.NoPrior(), **kw)
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
 
 
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--trials", type=str, default="1,2,5,10", help="training clip counts")
-    ap.add_argument("--seeds", type=str, default="0,1")
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument(
+        "--trials",
+        type=comma_list(int, minimum=1),
+        default="1,2,5,10",
+        help="training clip counts, comma-separated (each at most the 14 non-test clips)",
+    )
+    ap.add_argument("--seeds", type=comma_list(int, minimum=0), default="0,1")
+    ap.add_argument("--steps", type=int_at_least(1), default=1500)
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--sparse-lr", type=float, default=1e-3)
     ap.add_argument("--latent-dim", type=int, default=8)
-    ap.add_argument("--models", type=str, default=",".join(MODELS))
+    ap.add_argument(
+        "--models",
+        type=comma_list(choices=MODELS),
+        default=",".join(MODELS),
+        help=f"comma-separated, of {', '.join(MODELS)}",
+    )
     ap.add_argument("--out", type=str, default="results/factvae_mocap")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    data = load_mocap()
+    others = [c for c in data.clip_names if c != TEST_CLIP]
+    if max(args.trials) > len(others):  # order[:n] would train on fewer clips than the label
+        ap.error(
+            f"argument --trials: at most {len(others)} (the clips other than {TEST_CLIP}),"
+            f" got {max(args.trials)}"
+        )
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_mocap()
     groups = data.groups("coarse")
     test = data.select([TEST_CLIP])
-    others = [c for c in data.clip_names if c != TEST_CLIP]
     pool = data.select(others).frames
     mu, sd = pool.mean(0), pool.std(0) + 1e-3
     Xt = (test.frames - mu) / sd
     limbs = np.concatenate([groups["arms"], groups["legs"]])
-    trials = [int(t) for t in args.trials.split(",")]
+    trials, models = args.trials, args.models
     rows, keep = [], {}
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    for seed in args.seeds:
         order = list(np.random.default_rng(seed).permutation(others))
         for n in trials:
             train = data.select(order[:n])
             X = (train.frames - mu) / sd
             batches = math.ceil(X.shape[0] / 64)
             epochs = math.ceil(args.steps / batches)
-            for name in args.models.split(","):
+            for name in models:
                 m = build(name, groups, args)
                 t0 = time.perf_counter()
                 m.fit(
@@ -146,8 +165,6 @@ def main(argv=None) -> list[dict]:
         w.writeheader()
         w.writerows(rows)
 
-    models = args.models.split(",")
-
     def cell(name, n, key):
         v = [r[key] for r in rows if r["model"] == name and r["trials"] == n]
         return f"{np.mean(v):.1f} ± {np.std(v, ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
@@ -187,8 +204,8 @@ def main(argv=None) -> list[dict]:
     print(text)
 
     # Fig. 3 analogue: joint angles of the walk clip from the core alone
-    seed0 = int(args.seeds.split(",")[0])
-    nmax = trials[-1]
+    seed0 = args.seeds[0]
+    nmax = max(trials)
     show = ["right_knee", "left_knee", "right_elbow", "left_elbow"]
     cols = [data.columns.index(c) for c in show]
     fig, axes = plt.subplots(1, len(cols), figsize=(4 * len(cols), 3), sharex=True)

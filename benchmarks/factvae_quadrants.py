@@ -34,6 +34,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _args import comma_list  # noqa: E402  (benchmarks/, the script's folder)
 
 import pyro_gfa as gfa  # noqa: E402
 from pyro_gfa.models.factvae import mask_groups  # noqa: E402
@@ -124,8 +125,15 @@ def plot_reconstructions(data: dict, row: dict, path: Path, n: int = 8) -> None:
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=500)
-    ap.add_argument("--seeds", type=str, default="0", help="comma-separated seeds")
-    ap.add_argument("--lams", type=str, default="1,0")
+    ap.add_argument(
+        "--seeds", type=comma_list(int, minimum=0), default="0", help="comma-separated seeds"
+    )
+    ap.add_argument(
+        "--lams",
+        type=comma_list(float, minimum=0),
+        default="1,0",
+        help="comma-separated group-lasso weights (0: no prior)",
+    )
     ap.add_argument("--n", type=int, default=2048)
     ap.add_argument("--latent-dim", type=int, default=8)
     ap.add_argument("--missing-rate", type=float, default=0.25)
@@ -139,12 +147,12 @@ def main(argv=None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     grp = gfa.data.quadrant_groups()
     rows = []
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    for seed in args.seeds:
         X, _, obs = gfa.data.make_quadrant_bars(args.n, missing_rate=args.missing_rate, seed=seed)
         Xt, rows_t, _ = gfa.data.make_quadrant_bars(1000, seed=1000 + seed)
         truth = np.repeat(rows_t[:, :, None] * 0.5, 8, axis=2).reshape(1000, 64)
         data = {"Xm": mask_groups(X, grp, obs), "Xt": Xt, "truth": truth}
-        for lam in [float(v) for v in args.lams.split(",")]:
+        for lam in args.lams:
             row = run(lam, data, args, seed)
             plot_loadings(row, out / f"loadings_lam{lam:g}_seed{seed}.png")
             if lam > 0:

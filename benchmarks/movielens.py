@@ -5,8 +5,9 @@ Protocol (Sparse VAE paper, appendix C.1 and Table 6, evaluated as in Liang et a
 - Data: :func:`pyro_gfa.data.load_movielens` (MovieLens 100K, ``pip install --no-deps
   recbole==1.2.1``): a rating ``>= 4`` is 1, every other entry (lower rating or unrated) 0;
   the ``G = 300`` movies with the most such ratings are kept. Users with fewer than 5
-  positive movies among the 300 are dropped (Liang et al.'s minimum), which leaves
-  ``N_USERS`` users (the paper: 100,000 users subsampled from MovieLens 25M).
+  positive movies among the 300 are dropped (Liang et al.'s minimum), which leaves 933
+  users, 746 of them training users in every split (the paper: 100,000 users subsampled from
+  MovieLens 25M).
 - Splits: seeds 0-4. Split ``s`` permutes the users with ``numpy.random.default_rng(s)``;
   the first 20% (rounded) are held-out users, the other 80% train the models. For every
   held-out user with ``n`` positive movies, ``int(0.2 n)`` of them (at least 1, since
@@ -126,6 +127,7 @@ class ModelSpec:
     label: str
     make: Callable[[int, argparse.Namespace], object]
     network: bool = True  # trained by epochs of Adam (epochs and lr apply)
+    hidden: tuple[int, ...] = HIDDEN  # hidden layers of the encoder and of the decoder
 
 
 def _gfa():
@@ -171,7 +173,7 @@ def sparse_vae_spec(
             prior=prior,
         )
 
-    return ModelSpec(label, make)
+    return ModelSpec(label, make, hidden=hidden)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -208,6 +210,7 @@ MODELS: dict[str, ModelSpec] = {
     "vae_1x100": ModelSpec(
         "VAE (1 x 100)",
         lambda G, a: _gfa().VAE(G, K, beta=1.0, hidden=SMALL, likelihood="multinomial"),
+        hidden=SMALL,
     ),
     "vae_kl": ModelSpec(
         "VAE (KL annealing)",
@@ -587,6 +590,22 @@ def genre_coherence(out: Path, rows: list[dict], data, n: int = 5) -> str:
     return "\n".join(lines) + f"\n\n{n} movies drawn at random: {chance:.3f}.\n"
 
 
+def networks(rows: list[dict]) -> str:
+    """The network sizes of the rows' models, e.g. ``"networks 3 x 300"`` or ``"networks
+    3 x 300 (vae), 1 x 100 (vae_1x100)"``; ``""`` when no row is of a network."""
+    sizes: dict[tuple[int, ...], list[str]] = {}
+    for model in dict.fromkeys(r["model"] for r in rows):
+        if MODELS[model].network:
+            sizes.setdefault(MODELS[model].hidden, []).append(model)
+
+    def size(h):
+        return f"{len(h)} x {h[0]}" if len(set(h)) == 1 else " - ".join(map(str, h))
+
+    if len(sizes) <= 1:
+        return "".join(f"networks {size(h)}" for h in sizes)
+    return "networks " + ", ".join(f"{size(h)} ({', '.join(ms)})" for h, ms in sizes.items())
+
+
 def write_outputs(out: Path) -> str:
     from pyro_gfa.data import load_movielens
 
@@ -599,13 +618,16 @@ def write_outputs(out: Path) -> str:
         w.writerows(rows)
     md = summarize(rows)
     X, _ = load_data()
+    nets = networks(rows)
     header = (
         "# MovieLens 100K (G = 300, binary at rating >= 4): fold-in evaluation\n\n"
         f"{X.shape[0]} users with >= {MIN_POSITIVES} positives; splits (seeds) "
         + ", ".join(sorted({r["seed"] for r in rows}))
         + f"; {int(100 * HELDOUT_USERS)}% held-out users, {int(100 * HELDOUT_ITEMS)}% of "
         "each held-out user's positives held out, the rest folded in (Liang et al. 2018). "
-        f"K = {K}, networks 3 x 300, batch {BATCH}, Adam. NLL: nats per held-out user, "
+        f"K = {K}"
+        + (f", {nets}, batch {BATCH}, Adam" if nets else "")
+        + ". NLL: nats per held-out user, "
         "-sum over held-out items of log p. Paper: Table 1a of the Sparse VAE paper "
         "(MovieLens 25M subsample, 100,000 users, a different evaluation: see below). "
         "Written by `benchmarks/movielens.py`.\n\n"

@@ -75,10 +75,13 @@ PeerRead, which does not ship with any package here):
 - Timing: ``fit_s`` is the wall time of ``fit`` alone (1 torch thread, BLAS limited to 1
   thread), ``eval_s`` the time of all the scores.
 
-Writes ``split<seed>.csv`` (one row per model; finished rows are skipped on a re-run, and
-runs on disjoint ``--splits`` may go in parallel),
-``loadings_<model>_split<seed>.npz``, ``top_words.md``, ``summary.md`` (mean and sd across
-splits) and ``nll.png`` to ``--out`` (default ``results/news_text``).
+Writes ``split<seed>.csv`` (one row per model and epochs; finished rows are skipped on a
+re-run, ``--overwrite`` refits the selected ``--splits`` x ``--models`` rows and keeps every
+other row; runs on disjoint ``--splits`` may go in parallel),
+``loadings_<model>_split<seed>.npz`` (the latest fit of the model on the split),
+``top_words.md`` (those of the loadings files whose fit has its row in the CSVs),
+``summary.md`` (mean and sd across splits) and ``nll.png`` to ``--out`` (default
+``results/news_text``).
 
 Usage::
 
@@ -372,8 +375,9 @@ def fit_and_score(
     return row, m
 
 
-def save_topics(out: Path, name: str, seed: int, m, X_tr: np.ndarray) -> None:
-    """Loadings and an importance order of the factors, for ``top_words.md``."""
+def save_topics(out: Path, name: str, seed: int, epochs: str, m, X_tr: np.ndarray) -> None:
+    """Loadings and an importance order of the factors, for ``top_words.md``; ``epochs`` (as
+    in the row) ties the file to its row."""
     spec = MODELS[name]
     if spec.topics is None:
         return
@@ -391,10 +395,14 @@ def save_topics(out: Path, name: str, seed: int, m, X_tr: np.ndarray) -> None:
             # share of the training documents' reconstructed mass carried by each topic
             mass = F.sum(0) * L.sum(0)
             importance = mass / mass.sum()
-    np.savez(out / f"loadings_{name}_split{seed}.npz", loadings=L, importance=importance)
+    path = out / f"loadings_{name}_split{seed}.npz"
+    np.savez(path, loadings=L, importance=importance, epochs=epochs)
 
 
-def top_words_md(out: Path, vocab: tuple[str, ...]) -> str:
+def top_words_md(out: Path, vocab: tuple[str, ...], rows: list[dict]) -> str:
+    """Top words of the fits that have a row in ``rows`` (a loadings file whose row was
+    removed, or that another epochs' fit replaced, is left out)."""
+    present = {(r["model"], r["seed"], r["epochs"]) for r in rows}
     lines = [
         "# News articles: top words per factor (K = 20)",
         "",
@@ -410,9 +418,17 @@ def top_words_md(out: Path, vocab: tuple[str, ...]) -> str:
             seed = f.stem.split("split")[-1]
             d = np.load(f)
             L, imp = d["loadings"], d["importance"]
+            if "epochs" in d:
+                ep = str(d["epochs"])
+                if (name, seed, ep) not in present:
+                    continue
+            elif not any(k[:2] == (name, seed) for k in present):  # written before "epochs"
+                continue
+            else:
+                ep = ""
             lines += [
                 "",
-                f"## {MODELS[name].label}, split {seed}",
+                f"## {MODELS[name].label}, split {seed}" + (f", {ep} epochs" if ep else ""),
                 "",
                 "| factor | importance | top words |",
                 "|---|---|---|",
@@ -540,11 +556,9 @@ def package_md5() -> str:
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[dict]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.overwrite:
-        for p in out.glob("split*.csv"):
-            p.unlink()
-    # rows are keyed by (model, split, epochs); the held-out estimate must match too
-    check_settings(out, {"is_samples": args.is_samples}, fresh=args.overwrite)
+    # rows are keyed by (model, split, epochs); the held-out estimate must match too (also
+    # with --overwrite, which keeps the rows it does not refit)
+    check_settings(out, {"is_samples": args.is_samples})
     data = load_corpus()
     X = data.X
     log(f"corpus {X.shape[0]} documents x {X.shape[1]} words, {int(X.sum())} tokens")
@@ -557,10 +571,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
             # read the split's rows from disk before fitting and again before writing:
             # another process (disjoint or overlapping --splits) may have added rows
             done = [r for r in read_rows(out) if r["seed"] == str(seed)]
-            if any((r["model"], r["epochs"]) == (name, ep) for r in done):
+            if not args.overwrite and any((r["model"], r["epochs"]) == (name, ep) for r in done):
                 continue
             row, m = fit_and_score(name, X_tr, X_te, seed, args)
-            save_topics(out, name, seed, m, X_tr)
+            save_topics(out, name, seed, ep, m, X_tr)
             row.update(
                 model=name,
                 seed=str(seed),
@@ -579,7 +593,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
                 f"IS {row.get('nll_word_is', '-')}  fit {row['fit_s']} s "
                 f"eval {row['eval_s']} s"
             )
-        (out / "top_words.md").write_text(top_words_md(out, data.feature_names))
+        rows = read_rows(out)
+        (out / "top_words.md").write_text(top_words_md(out, data.feature_names, rows))
     return read_rows(out)
 
 
@@ -590,7 +605,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=40, help="epochs of the VAEs (Table 6: 40)")
     p.add_argument("--is-samples", type=int, default=100, help="importance samples (VAEs)")
     p.add_argument("--out", default="results/news_text")
-    p.add_argument("--overwrite", action="store_true", help="discard the rows already written")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="refit the selected --splits x --models rows already present (others are kept)",
+    )
     p.add_argument("--summarize-only", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1)")
     args = p.parse_args(argv)
@@ -602,7 +621,7 @@ def main(argv: list[str] | None = None) -> None:
         rows = read_rows(out) if args.summarize_only else run(args)
     out.mkdir(parents=True, exist_ok=True)
     if args.summarize_only:
-        (out / "top_words.md").write_text(top_words_md(out, load_corpus().feature_names))
+        (out / "top_words.md").write_text(top_words_md(out, load_corpus().feature_names, rows))
     md = summarize(rows)
     seeds = ", ".join(sorted({r["seed"] for r in rows}))
     header = (

@@ -8,9 +8,9 @@ Data: the 15 humanoid clips of ``pybullet_data`` (``pip install pybullet==3.2.7`
 neck, right/left hip, knee, ankle, shoulder, elbow; the root position is left out, as the
 authors drop the root translation). The held-out test clip is ``walk`` (39 frames); the
 training set is the first ``n`` clips of a seeded random order of the other 14 clips (the
-order changes with the seed), for ``n`` in ``--n-train``. Every column is scaled to [0, 1]
-with the minimum and range (range clamped at 0.1) of the 14 non-test clips, as the authors'
-code scales the CMU joint angles; one fixed scaling for every fit.
+order changes with the seed), for ``n`` in ``--n-train`` (1 to 14). Every column is scaled
+to [0, 1] with the minimum and range (range clamped at 0.1) of the 14 non-test clips, as the
+authors' code scales the CMU joint angles; one fixed scaling for every fit.
 
 Models (appendix B): K = ``--latent-dim`` (16), p = 8, lambda = 1, linear inference network
 ``mu(x) = W1 x + b1``, ``sigma(x) = exp(W2 x + b2)``, and per-group generators
@@ -37,7 +37,10 @@ Scores: held-out log-likelihood of the walk clip per frame (importance sampled w
 wall time of each fit. For every oi-VAE fit the loadings ``||W^(g)_{:,k}||`` are saved, and
 for the largest n the top-3 joints of every latent are listed with their norms.
 
-Resumable: rows already in ``results.csv`` (model, n, seed) are skipped.
+Resumable: rows already in ``results.csv`` (model, n, seed) are skipped; the other settings
+are recorded in ``settings.json`` and a run with other values is refused. ``--tables-only``
+rebuilds the tables and figures from ``results.csv``, their captions from ``settings.json``
+(the settings the rows were made with, whatever the command's defaults).
 
 Writes to ``--out`` (default ``results/oivae_mocap``): ``results.csv``, ``table.md``,
 ``loglik_vs_n.png``, ``top_joints.md``, ``loadings.png`` and ``loadings/*.npy``.
@@ -50,7 +53,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -60,7 +65,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _settings import check_settings  # noqa: E402  (benchmarks/, the script's folder)
+from _args import comma_list, int_at_least  # noqa: E402  (benchmarks/, the script's folder)
+from _settings import check_settings  # noqa: E402
 
 import pyro_gfa as gfa  # noqa: E402
 from pyro_gfa.data.mocap import load_mocap  # noqa: E402
@@ -77,6 +83,9 @@ PAPER_T2 = {
     "VAE (K = 16)": {1: -3518, 2: -251, 5: 18, 10: 114},
     "oi-VAE (K = 16)": {1: -3550, 2: -188, 5: 31, 10: 108},
 }
+#: the settings that ``results.csv`` does not key its rows by (``settings.json``)
+SETTINGS = ("steps", "lr", "sparse_lr", "sparse_momentum", "throttle_frac", "latent_dim")
+SETTINGS += ("p", "lam", "is_samples", "long_epochs")
 FIELDS = [
     "model",
     "n_train",
@@ -175,6 +184,30 @@ def mean_sd(v) -> str:
     return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}"
 
 
+def recorded_settings(ap: argparse.ArgumentParser, args, out: Path) -> None:
+    """For ``--tables-only``: set ``args`` to the settings in ``out/settings.json``, which the
+    rows were made with, so that the captions state them rather than this command's defaults;
+    exit if an option given here (not at its default) says otherwise."""
+    path = out / "settings.json"
+    if not path.exists():
+        print(f"note: no {path}; the captions state this command's settings", file=sys.stderr)
+        return
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k in SETTINGS}
+    differ = {
+        k: (getattr(args, k), v)
+        for k, v in old.items()
+        if getattr(args, k) != v and getattr(args, k) != ap.get_default(k)
+    }
+    if differ:
+        said = ", ".join(f"{k} = {a!r} (the folder's rows: {o!r})" for k, (a, o) in differ.items())
+        raise SystemExit(
+            f"{out} holds rows made with other settings: {said}. --tables-only takes them"
+            " from settings.json: leave these options out."
+        )
+    for k, v in old.items():
+        setattr(args, k, v)
+
+
 def write_tables(rows, out: Path, ns, seeds, models, joint_names, args) -> None:
     def sel(model, n, key):
         return [r[key] for r in rows if r["model"] == model and r["n_train"] == n]
@@ -245,7 +278,8 @@ def write_tables(rows, out: Path, ns, seeds, models, joint_names, args) -> None:
     text = (
         f"Held-out log-likelihood of the `{TEST_CLIP}` clip per frame (nats, [0, 1]-scaled"
         f" columns, importance sampled with {args.is_samples} draws; mean ± sd over seeds"
-        f" {','.join(map(str, seeds))}; {args.steps} optimiser steps per fit):\n\n"
+        f" {','.join(map(str, sorted({r['seed'] for r in rows})))}; {args.steps} optimiser"
+        " steps per fit):\n\n"
         + "\n".join(t_ll + wins + [t_frames])
         + "\n\nPaper 000, Table 2 (CMU subject 7, held-out walk trial):\n\n"
         + "\n".join(paper)
@@ -354,9 +388,14 @@ def write_tables(rows, out: Path, ns, seeds, models, joint_names, args) -> None:
 
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n-train", type=str, default="1,2,4,8,14", help="training clip counts")
-    ap.add_argument("--seeds", type=str, default="0,1,2")
-    ap.add_argument("--steps", type=int, default=10000, help="optimiser steps per fit")
+    ap.add_argument(
+        "--n-train",
+        type=comma_list(int, minimum=1),
+        default="1,2,4,8,14",
+        help="training clip counts, comma-separated (each at most the 14 non-test clips)",
+    )
+    ap.add_argument("--seeds", type=comma_list(int, minimum=0), default="0,1,2")
+    ap.add_argument("--steps", type=int_at_least(1), default=10000, help="optimiser steps per fit")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--sparse-lr", type=float, default=1e-4)
     ap.add_argument("--sparse-momentum", type=float, default=0.99)
@@ -365,7 +404,12 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--p", type=int, default=8)
     ap.add_argument("--lam", type=float, default=1.0)
     ap.add_argument("--is-samples", type=int, default=1000)
-    ap.add_argument("--models", type=str, default=",".join(MODELS))
+    ap.add_argument(
+        "--models",
+        type=comma_list(choices=MODELS + ABLATIONS),
+        default=",".join(MODELS),
+        help=f"comma-separated, of {', '.join(MODELS + ABLATIONS)}",
+    )
     ap.add_argument("--out", type=str, default="results/oivae_mocap")
     ap.add_argument(
         "--long-epochs",
@@ -374,33 +418,42 @@ def main(argv=None) -> list[dict]:
         help="also fit both models on the largest n for this many epochs (the paper's"
         " 1000; 0: skip); the oi-VAE of these fits gives top_joints.md",
     )
-    ap.add_argument("--tables-only", action="store_true", help="rebuild tables from the CSV")
+    ap.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="rebuild tables from the CSV, captions from the folder's settings.json",
+    )
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    data = load_mocap()
+    others = [c for c in data.clip_names if c != TEST_CLIP]
+    if max(args.n_train) > len(others):  # order[:n] would train on fewer clips than the label
+        ap.error(
+            f"argument --n-train: at most {len(others)} (the clips other than {TEST_CLIP}),"
+            f" got {max(args.n_train)}"
+        )
     torch.set_num_threads(1)
     out = Path(args.out)
-    (out / "loadings").mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"
 
-    data = load_mocap()
     groups = data.groups("joints")
     joint_names = list(groups)
     args.n_features = data.frames.shape[1]
     test = data.select([TEST_CLIP])
-    others = [c for c in data.clip_names if c != TEST_CLIP]
     pool = data.select(others).frames
     lo, rng = pool.min(0), np.maximum(pool.max(0) - pool.min(0), 0.1)
     Xt = ((test.frames - lo) / rng).astype(np.float32)
-    ns = [int(t) for t in args.n_train.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
-    models = args.models.split(",")
+    ns, seeds, models = args.n_train, args.seeds, args.models
 
     rows = read_rows(csv_path)
     done = {(r["model"], r["n_train"], r["seed"]) for r in rows}
-    if not args.tables_only:  # rows are keyed by (model, n, seed): the rest must match
-        keep = ("steps", "lr", "sparse_lr", "sparse_momentum", "throttle_frac", "latent_dim")
-        keep += ("p", "lam", "is_samples") + (("long_epochs",) if args.long_epochs > 0 else ())
+    if args.tables_only:
+        if rows:
+            recorded_settings(ap, args, out)
+    else:  # rows are keyed by (model, n, seed): the rest must match
+        keep = SETTINGS if args.long_epochs > 0 else SETTINGS[:-1]
         check_settings(out, {k: getattr(args, k) for k in keep})
+        (out / "loadings").mkdir(parents=True, exist_ok=True)
 
     def run_fit(name, label, n, seed, order, epochs, throttle, tag):
         train = data.select(order[:n])
@@ -472,6 +525,8 @@ def main(argv=None) -> list[dict]:
     rows = [r for r in rows if r["seed"] in seeds]
     if rows:
         write_tables(rows, out, ns, seeds, models, joint_names, args)
+    else:
+        print(f"no rows of seeds {', '.join(map(str, seeds))} in {csv_path}", file=sys.stderr)
     return rows
 
 

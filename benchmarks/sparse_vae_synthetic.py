@@ -23,26 +23,36 @@ Metrics on the held-out rows:
 - ``recovered``: number of true factors matched to a distinct active code with
   ``|rank correlation| >= 0.7`` (2 = both recovered).
 
-Writes ``runs.csv``, ``summary.md`` and ``figure.png`` to ``--out``.
+Writes to ``--out`` (default ``results/sparse_vae_synthetic``):
+
+- ``runs.csv``: one row per (model, rho, seed). A run adds its rows to those already in the
+  file; a row it refits replaces the old one, every other row is kept. So models and seeds
+  can be run by separate commands and summarised together.
+- ``settings.json``: ``--epochs`` and ``--n``, which the rows are not keyed by; a run with
+  other values is refused (use another ``--out``, or delete ``runs.csv`` and ``settings.json``
+  to start afresh).
+- ``summary.md`` and ``figure.png``: every row of ``runs.csv``, rebuilt after each run.
 
 Usage::
 
     python benchmarks/sparse_vae_synthetic.py                     # the full study
-    python benchmarks/sparse_vae_synthetic.py --seeds 2 --epochs 20 --rhos 0 0.8   # quick
+    python benchmarks/sparse_vae_synthetic.py --models vae_identity   # + the VAE with Sigma = I
     python benchmarks/sparse_vae_synthetic.py --summarize-only    # table + figure from CSV
-    python benchmarks/sparse_vae_synthetic.py --models vae_identity   # the VAE with Sigma = I
+    python benchmarks/sparse_vae_synthetic.py --seeds 2 --epochs 20 --rhos 0 0.8 --out /tmp/svs
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from _settings import check_settings  # benchmarks/, the script's folder
 
 import pyro_gfa as gfa
 from pyro_gfa.data.synthetic_sparse import make_sparse_vae_data
@@ -134,16 +144,49 @@ def run_one(model: str, rho: float, seed: int, epochs: int, n: int) -> dict:
     return row
 
 
+def row_key(row: dict) -> tuple[str, float, int]:
+    """What identifies a row of ``runs.csv``: a rerun of the same key replaces it."""
+    return row["model"], float(row["rho"]), int(row["seed"])
+
+
+def read_runs(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def save_run(path: Path, row: dict) -> None:
+    """Add ``row`` to ``path`` in place of the row with its key, keeping every other row. The
+    file is read again first (another process may have added rows since) and replaced in one
+    step, so an interrupted run leaves the earlier rows whole."""
+    rows = {row_key(r): r for r in read_runs(path)}
+    rows[row_key(row)] = row
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        w.writeheader()
+        w.writerows({k: r.get(k, "") for k in FIELDS} for r in rows.values())
+    tmp.replace(path)
+
+
 def summarize(out: Path) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(open(out / "runs.csv")))
-    rhos = sorted({float(r["rho"]) for r in rows})
+    path = out / "runs.csv"
+    if not path.exists():
+        raise SystemExit(f"{path} does not exist: run the study (without --summarize-only) first")
+    rows = read_runs(path)
     present = {r["model"] for r in rows}
     models = [m for m in MODELS if m in present]
+    if not models:
+        what = " of the models " + ", ".join(MODELS) if rows else ""
+        raise SystemExit(f"{path} has no rows{what}: nothing to summarize")
+    rows = [r for r in rows if r["model"] in MODELS]
+    rhos = sorted({float(r["rho"]) for r in rows})
 
     def col(model, rho, key):
         return np.array(
@@ -205,6 +248,7 @@ def summarize(out: Path) -> str:
     axes[1].legend(handles, [NAMES[m] for m in models], loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "figure.png", dpi=120)
+    plt.close(fig)
     return table
 
 
@@ -220,28 +264,28 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, default=Path("results/sparse_vae_synthetic"))
     p.add_argument("--summarize-only", action="store_true")
     args = p.parse_args(argv)
+    # all checked before runs.csv or settings.json is touched
     if args.seeds < 1 or args.epochs < 1 or args.n < 2:
         p.error("--seeds and --epochs must be >= 1 and --n >= 2")
+    if bad := [r for r in args.rhos if not (math.isfinite(r) and abs(r) < 1)]:
+        p.error(f"argument --rhos: every rho must satisfy |rho| < 1, got {bad[0]:g}")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
-    args.out.mkdir(parents=True, exist_ok=True)
     if not args.summarize_only:
         path = args.out / "runs.csv"
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, FIELDS)
-            w.writeheader()
-            for seed in range(args.seeds):
-                for rho in args.rhos:
-                    for model in args.models:
-                        row = run_one(model, rho, seed, args.epochs, args.n)
-                        w.writerow(row)
-                        f.flush()
-                        print(
-                            f"{model:10s} rho={rho:g} seed={seed} f1={row['f1']:.2f}"
-                            f" dci={row['dci']:.2f} rec={row['recovered']}"
-                            f" mse={row['mse']:.3f} ({row['fit_s']:.1f}s)",
-                            flush=True,
-                        )
+        # rows are keyed by (model, rho, seed): the other settings must match the file's
+        check_settings(args.out, {"epochs": args.epochs, "n": args.n})
+        for seed in range(args.seeds):
+            for rho in dict.fromkeys(args.rhos):  # a repeated rho is run once
+                for model in dict.fromkeys(args.models):
+                    row = run_one(model, rho, seed, args.epochs, args.n)
+                    save_run(path, row)
+                    print(
+                        f"{model:10s} rho={rho:g} seed={seed} f1={row['f1']:.2f}"
+                        f" dci={row['dci']:.2f} rec={row['recovered']}"
+                        f" mse={row['mse']:.3f} ({row['fit_s']:.1f}s)",
+                        flush=True,
+                    )
     print(summarize(args.out))
 
 

