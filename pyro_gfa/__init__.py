@@ -1,6 +1,6 @@
 """pyro-gfa: interpretable deep generative factor models in Pyro."""
 
-from . import data, export, inference, io, metrics, plots, priors
+from . import ablation, data, export, inference, io, metrics, plots, priors
 from .io import load
 from .models import LDA, NMF, OIVAE, VAE, VSC, FactVAE, JMVAEPlus, SparseFA, SparseVAE
 
@@ -16,6 +16,7 @@ __all__ = [
     "SparseVAE",
     "VAE",
     "VSC",
+    "ablation",
     "data",
     "export",
     "inference",

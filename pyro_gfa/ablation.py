@@ -7,7 +7,8 @@ optional hyperparameter grid), the seeds and the fit settings::
     seeds = [0, 1, 2]
 
     [data]
-    name = "sparse_synthetic"        # see DATA: bars, sparse_synthetic, csv
+    name = "sparse_synthetic"        # see DATA: bars, sparse_synthetic, csv (path = a table
+                                     # with a header line, as pyro-gfa fit reads)
     n = 1000
     grid = { rho = [0.0, 0.4, 0.8] } # data parameters to sweep
 
@@ -78,8 +79,18 @@ def _sparse_synthetic(n: int = 1000, n_test: int = 1000, rho: float = 0.0, seed:
     return Dataset(tr.X, te.X, Z_test=te.Z, W_true=tr.W_true)
 
 
-def _csv(path: str, test_fraction: float = 0.2, seed: int = 0, groups=None) -> Dataset:
-    X = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+def _csv(
+    path: str, test_fraction: float = 0.2, seed: int = 0, groups=None, index_col=None
+) -> Dataset:
+    """A table as ``pyro-gfa fit`` reads it: a header line of column names, numeric columns
+    (``index_col``: a column of row labels to leave out)."""
+    import pandas as pd
+
+    df = pd.read_csv(path, index_col=index_col)
+    bad = [c for c in df.columns if not np.issubdtype(df[c].dtype, np.number)]
+    if bad:
+        raise ValueError(f"columns {bad[:5]} of {path} are not numeric (row labels? index_col)")
+    X = df.to_numpy(dtype=np.float32)
     idx = np.random.default_rng(seed).permutation(len(X))
     n_test = int(round(test_fraction * len(X)))
     return Dataset(X[idx[n_test:]], X[idx[:n_test]], groups=groups)
@@ -420,17 +431,19 @@ def summarise(rows: list[dict]) -> str:
     str
         The markdown text.
     """
-    stats = _stats(rows)
+    stats = {k: v for k, v in _stats(rows).items() if v}  # failed runs have no metrics
     present = [m for m in METRICS if any(m in v for v in stats.values())]
     lines = [
-        "| setting | run | " + " | ".join(present) + " |",
+        "| " + " | ".join(["setting", "run", *present]) + " |",
         "|" + "---|" * (2 + len(present)),
     ]
+    if not stats:
+        lines = ["No run has finished."]
     for (setting, label), st in sorted(stats.items()):
         cells = [
             f"{st[m][0]:.4g} ± {st[m][1]:.2g} ({st[m][2]})" if m in st else "-" for m in present
         ]
-        lines.append(f"| {setting} | {label} | " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join([setting, label, *cells]) + " |")
     failed = [r for r in rows if r.get("error")]
     if failed:
         lines += ["", f"Failed runs ({len(failed)}), without metrics:", ""]
@@ -473,11 +486,18 @@ def plot(rows: list[dict], out: Path) -> None:
             sd = np.nan_to_num(np.array([stats[(s, lab)][m][1] for _, s in pts]))
             offset = 0 if xkey else (j - (len(labels) - 1) / 2) * 0.8 / len(labels)
             ax.errorbar(
-                np.asarray(xs, float) + offset, mean, yerr=sd, marker="o", capsize=3, label=lab
+                np.asarray(xs, float) + offset,
+                mean,
+                yerr=sd,
+                marker="o",
+                capsize=3,
+                ls="-" if xkey else "none",  # no line between unordered settings
+                label=lab,
             )
         ax.set_xlabel(xkey or "setting")
-        if not xkey:
-            ax.set_xticks(range(len(settings)), [s[:30] for s in settings], rotation=30, fontsize=6)
+        if not xkey:  # what differs between the settings, not their common prefix
+            names = [", ".join(f"{k}={p.get(k)}" for k in varying) or "all" for p in parsed]
+            ax.set_xticks(range(len(settings)), names, rotation=30, ha="right", fontsize=6)
         ax.set_ylabel(m)
         ax.legend(fontsize=7)
         fig.tight_layout()

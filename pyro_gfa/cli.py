@@ -122,7 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     m = fit.add_argument_group("model")
     m.add_argument("--model", choices=sorted(MODELS), default="oivae", help="default: oivae")
-    m.add_argument("--latent-dim", "-k", type=_positive_int, default=4, help="number of factors K")
+    m.add_argument(
+        "--latent-dim", "-k", type=_positive_int, default=4, help="number of factors K (default 4)"
+    )
     m.add_argument(
         "--prior",
         choices=PRIORS,
@@ -397,7 +399,10 @@ def _write_outputs(model, df_train, df_val, out: Path, args, fit_s: float) -> No
     figures = {
         "loadings": lambda: plots.plot_loadings(model),
         "top_factors": lambda: plots.plot_top_units(model, k=args.top_k),
-        "variance_explained": lambda: plots.plot_variance_explained(ve),
+        # rows and factors as in the loadings figure
+        "variance_explained": lambda: plots.plot_variance_explained(
+            ve, order=plots.factor_order(model.loadings())
+        ),
         "factor_graph": lambda: plots.plot_factor_graph(model),
         "history": lambda: plots.plot_history(model),
         "reconstructions": lambda: plots.plot_reconstructions(model, df_train),
@@ -429,6 +434,11 @@ def cmd_fit(args) -> int:
     model = _build(args, df, groups)
     rng = np.random.default_rng(args.seed)
     n_val = int(round(args.val_fraction * len(df)))
+    if args.val_fraction > 0 and not 0 < n_val < len(df):
+        _fail(
+            f"--val-fraction {args.val_fraction} of {len(df)} rows leaves {n_val} held-out and"
+            f" {len(df) - n_val} training rows; both need at least one"
+        )
     perm = rng.permutation(len(df))
     df_val = df.iloc[np.sort(perm[:n_val])] if n_val else None
     df_train = df.iloc[np.sort(perm[n_val:])]

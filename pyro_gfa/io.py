@@ -195,6 +195,8 @@ def from_anndata(
 
     if not _is_anndata(adata):
         raise TypeError(f"expected an anndata.AnnData, got {type(adata).__name__}")
+    if layer is not None and layer not in adata.layers:
+        raise ValueError(f"AnnData has no layer {layer!r}; it has {list(adata.layers.keys())}")
     values = adata.X if layer is None else adata.layers[layer]
     if hasattr(values, "toarray"):
         values = values.toarray()
@@ -408,6 +410,7 @@ def save(est: Estimator, path: str | Path) -> Path:
                 zf.writestr(META, meta)
                 if weights is not None:
                     zf.writestr(WEIGHTS, weights)
+            os.chmod(tmp, _umask_mode(0o666))  # mkstemp's file is private (0600)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -428,11 +431,19 @@ def save(est: Estimator, path: str | Path) -> Path:
                 if (tmp / name).exists():
                     os.replace(tmp / name, path / name)
         else:
+            os.chmod(tmp, _umask_mode(0o777))  # mkdtemp's folder is private (0700)
             os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
     return path
+
+
+def _umask_mode(mode: int) -> int:
+    """``mode`` under the process's umask, as ``open`` or ``mkdir`` would create it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
 
 
 def check_target(path: str | Path, est: Estimator | None = None) -> None:

@@ -10,6 +10,9 @@ plain Python floats, numpy arrays or small frozen dataclasses.
   after matching columns.
 - :func:`dci` and :func:`dci_from_importance`: DCI disentanglement, completeness and
   informativeness of Eastwood & Williams (2018).
+- :func:`anchor_report` and :func:`factors_recovered`: the Sparse VAE's identifiability
+  condition (two anchor features per factor) and which true factors a fit recovers.
+- :func:`heldout_nll`: mean held-out negative log-likelihood per row.
 - :func:`variance_explained`: ``R^2`` of every feature group from a fitted model, and each
   factor's share of it (MOFA+'s variance explained, for nonlinear decoders too).
 - :func:`recall_at_k` and :func:`ndcg_at_k`: per-user ranking metrics of held-out items
@@ -771,7 +774,9 @@ def variance_explained(model: Any, X: Any, groups: Any = None) -> VarianceExplai
     ``1 - sum_{i, j in g} (x_ij - xbar_j - w_jk (z_ik - zbar_k))^2 / SS_g``, and add up to
     ``R^2_g``; for a nonlinear decoder they need not (factors interact). Missing groups
     (NaN, factor VAE) are left out of every sum; a group whose columns are constant gets
-    NaN. Count likelihoods predict counts with each row's own total.
+    NaN. Count likelihoods predict counts with each row's own total. On held-out rows a
+    total can be negative (worse than the column means), and a nonlinear decoder's share
+    can be negative or exceed the total.
 
     Parameters
     ----------

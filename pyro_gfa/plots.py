@@ -78,6 +78,22 @@ def _annotate(ax, M: np.ndarray, text, white_above: float) -> None:
             ax.text(j, i, text(M[i, j]), ha="center", va="center", fontsize=7, color=colour)
 
 
+def _loading_label(model: Any) -> str:
+    """What a loadings plot shows: a group's column norm, or a feature's ``|w_jk|``."""
+    if getattr(model, "unit_kind", "group") == "feature":
+        return r"$|w_{jk}|$"
+    return r"$\|W^{(g)}_{:,k}\|$"
+
+
+def _cell_text(v: float) -> str:
+    """At most four characters, to fit a cell: an exact zero is "0", a tiny value "<.01"."""
+    if v == 0:
+        return "0"
+    if v < 0.005:
+        return "<.01"
+    return f"{v:.2f}" if v < 9.995 else f"{v:.1f}" if v < 99.95 else f"{v:.0f}"
+
+
 def _axes(ax, figsize=(5.0, 4.0)):
     if ax is not None:
         return ax.figure, ax
@@ -199,9 +215,9 @@ def plot_loadings(
         annotate = G <= 20 and K <= 20
     if annotate:
         top = L.max() if L.size else 1.0
-        _annotate(ax, L, lambda v: "0" if v == 0 else f"{v:.2g}", white_above=0.6 * top)
+        _annotate(ax, L, _cell_text, white_above=0.6 * top)
     if colorbar:
-        fig.colorbar(im, ax=ax, label=r"$\|W^{(g)}_{:,k}\|$")
+        fig.colorbar(im, ax=ax, label=_loading_label(model))
     if title:
         ax.set_title(title)
     return fig
@@ -232,7 +248,8 @@ def top_units(
     -------
     pandas.DataFrame
         One row per (factor, rank): ``latent``, ``rank`` (1 = strongest), ``unit``,
-        ``loading`` and ``share`` (the loading over the factor's total); factors in
+        ``loading`` (the strength: a group's column norm, or a feature's ``|w_jk|``, the
+        sign left out) and ``share`` (the loading over the factor's total); factors in
         decreasing order of total strength.
     """
     import pandas as pd
@@ -314,7 +331,7 @@ def plot_top_units(
     ax.barh(y, values, color=colours)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(r"loading $\|W^{(g)}_{:,k}\|$")
+    ax.set_xlabel(f"loading {_loading_label(model)}")
     if not len(table):
         ax.text(0.5, 0.5, "no active factors", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(f"top {k} per factor")
@@ -360,15 +377,17 @@ def plot_history(
     fig, ax = _axes(ax, figsize=(6.0, 3.5))
     epochs = np.array([r["epoch"] for r in history]) + 1
     loss = np.array([r["loss"] for r in history], dtype=float)
-    (l1,) = ax.plot(epochs, loss, color="C0", label="training loss (neg. objective)")
+    (l1,) = ax.plot(epochs, loss, color="C0", label="training loss (neg. ELBO + prior terms)")
     handles = [l1]
+    shown = loss
     val = [(e, r["val_elbo"]) for e, r in zip(epochs, history) if "val_elbo" in r]
     if val:
         ve, vv = np.array(val).T
         (l2,) = ax.plot(ve, -vv, color="C1", marker=".", label="held-out neg. ELBO")
         handles.append(l2)
-    if log is None:
-        lo, hi = np.nanmin(loss), np.nanmax(loss)
+        shown = np.concatenate([loss, -vv])
+    if log is None:  # a log axis would drop every value <= 0, of either curve
+        lo, hi = np.nanmin(shown), np.nanmax(shown)
         log = bool(lo > 0 and hi / lo > 100)
     if log:
         ax.set_yscale("log")
@@ -383,7 +402,7 @@ def plot_history(
         ax2.set_ylabel("active connections")
         ax2.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count: no 63.2 ticks
         handles.append(l3)
-    ax.legend(handles=handles, loc="upper right", fontsize=8)
+    ax.legend(handles=handles, loc="best", fontsize=8)
     return fig
 
 
@@ -464,7 +483,7 @@ def plot_reconstructions(
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else np.nan
     ax.set_xlabel("observed")
     ax.set_ylabel("reconstructed")
-    ax.set_title(f"reconstructions ({len(idx)} rows), $R^2$ = {r2:.3f}")
+    ax.set_title(f"reconstructions ({len(idx)} rows shown), $R^2$ over all rows = {r2:.3f}")
     return fig
 
 
@@ -535,6 +554,7 @@ def plot_samples(
         ax.errorbar(j + 0.15, mean, sd, fmt="s", ms=3, label="data")
     ax.set_xticks(j, names, rotation=90, fontsize=7)
     ax.set_ylabel("mean ± sd")
+    ax.set_xlabel("feature" if D == S.shape[1] else f"the first {D} of {S.shape[1]} features")
     ax.legend(fontsize=8)
     ax.set_title("samples against the data" if Xn is not None else "samples")
     return fig
@@ -623,7 +643,7 @@ def plot_variance_explained(
     ax: matplotlib.axes.Axes | None = None,
     *,
     groups: Any = None,
-    order: bool = True,
+    order: bool | tuple[Sequence[int], Sequence[int]] = True,
     annotate: bool | None = None,
 ) -> matplotlib.figure.Figure | matplotlib.figure.SubFigure:
     """Heatmap of every group's ``R^2`` per factor (in %), with its total in the last column.
@@ -640,8 +660,11 @@ def plot_variance_explained(
     groups
         With a model: the groups to score (as for :func:`~pyro_gfa.metrics.variance_explained`).
     order
-        Reorder groups and factors with :func:`factor_order` so the structure shows
-        (``False``: the model's order).
+        ``True``: reorder groups and factors with :func:`factor_order` so the structure
+        shows, by the model's loadings when a model is given with its own groups (so the
+        figure lines up with :func:`plot_loadings` of it), else by the shares; ``False``:
+        the model's order; or ``(rows, cols)`` as :func:`factor_order` returns them, e.g.
+        ``factor_order(model.loadings())`` beside a loadings heatmap.
     annotate
         Write the values in the cells (default: at most 20 x 20 cells).
 
@@ -649,6 +672,12 @@ def plot_variance_explained(
     -------
     matplotlib.figure.Figure or matplotlib.figure.SubFigure
         A new figure, or the figure of ``ax`` (a subfigure when ``ax`` lies in one).
+
+    Notes
+    -----
+    A share can fall below 0 or rise above 100 % (a nonlinear decoder's factors interact;
+    on held-out rows a fit can do worse than the column means): the colours stop at 0 and
+    100, the numbers in the cells do not.
     """
     from .metrics import VarianceExplained, variance_explained
 
@@ -657,14 +686,22 @@ def plot_variance_explained(
             raise TypeError(
                 "plot_variance_explained takes a VarianceExplained, or a fitted model and X"
             )
-        result = variance_explained(result, X, groups=groups)
+        model = result
+        result = variance_explained(model, X, groups=groups)
+        if order is True and groups is None and getattr(model, "group_names", None):
+            order = factor_order(model.loadings())
     elif X is not None or groups is not None:
         raise TypeError("X and groups go with a model, not with a VarianceExplained result")
     P = 100 * result.per_factor
-    if order:
+    if order is True:
         rows, cols = factor_order(np.clip(np.nan_to_num(P), 0, None))
-    else:
+    elif order is False:
         rows, cols = np.arange(P.shape[0]), np.arange(P.shape[1])
+    else:
+        rows, cols = (np.asarray(ix) for ix in order)
+        for ix, n, what in ((rows, P.shape[0], "groups"), (cols, P.shape[1], "factors")):
+            if sorted(ix.tolist()) != list(range(n)):
+                raise ValueError(f"order must list each of the {n} {what} once, got {ix}")
     M = np.column_stack([P[rows][:, cols], 100 * result.total[rows]])
     labels = [f"z{k}" for k in cols] + ["total"]
     G, K1 = M.shape

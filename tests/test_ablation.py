@@ -1,4 +1,5 @@
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,12 +62,25 @@ def test_runs_writes_table_and_resumes_after_interruption(tmp_path, monkeypatch)
     assert calls == []  # nothing left to run
 
 
-def test_a_grid_of_words_is_plotted_against_the_settings(tmp_path):
+def test_a_grid_of_words_is_plotted_against_the_settings(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    ticks = {}
+    save = matplotlib.figure.Figure.savefig
+
+    def record(fig, path, **kw):  # the tick labels of every plot written
+        ticks[Path(path).stem] = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+        return save(fig, path, **kw)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
     run = dict(CONFIG["runs"][0], grid={"model.prior_scale": ["paper", "posterior"]})
     data = {k: v for k, v in CONFIG["data"].items() if k != "grid"}
     cfg = dict(CONFIG, seeds=[0], data=data, fit={"epochs": 1, "batch_size": 64}, runs=[run])
     ablation.run_ablation(cfg, out=tmp_path, progress=False)
     assert (tmp_path / "test_mse.png").exists()
+    # each setting is named by what differs between them
+    labels = {"model.prior_scale=paper", "model.prior_scale=posterior"}
+    assert set(ticks["test_mse"]) == labels
 
 
 def test_ctrl_c_inside_a_fit_stops_the_grid(tmp_path, fail_at_step):
@@ -212,9 +226,12 @@ def test_cli_ablate_exits_non_zero_after_writing_everything(tmp_path, monkeypatc
 def test_test_nll_is_exact_for_sparse_fa_and_left_out_for_lda(tmp_path):
     counts = np.random.default_rng(0).poisson(3.0, size=(60, 6))
     path = tmp_path / "counts.csv"
-    np.savetxt(path, counts, delimiter=",", fmt="%d")
+    # the table of pyro-gfa fit: a header line, here a column of row labels too
+    header = "id," + ",".join(f"w{j}" for j in range(6))
+    rows = np.column_stack([np.arange(60), counts])
+    np.savetxt(path, rows, delimiter=",", fmt="%d", header=header, comments="")
     cfg = {
-        "data": {"name": "csv", "path": str(path)},
+        "data": {"name": "csv", "path": str(path), "index_col": "id"},
         "fit": {"max_iter": 5},
         "runs": [
             {"model": "sparse_fa", "model_params": {"latent_dim": 2}, "prior": "none"},
@@ -222,8 +239,20 @@ def test_test_nll_is_exact_for_sparse_fa_and_left_out_for_lda(tmp_path):
         ],
     }
     fa_spec, lda_spec = ablation.expand(cfg)
-    data = ablation.DATA["csv"](str(path), seed=0)
+    data = ablation.DATA["csv"](str(path), seed=0, index_col="id")
+    assert data.X.shape[1] == 6 and len(data.X) + len(data.X_test) == 60
+    assert sorted(np.vstack([data.X, data.X_test]).sum(1)) == sorted(counts.sum(1))
     fa = gfa.SparseFA(2, prior=gfa.priors.NoPrior()).fit(data.X, max_iter=5, progress=False)
     row = ablation.run_one(fa_spec)
     assert row["test_nll"] == pytest.approx(-fa.log_likelihood(data.X_test).mean())
     assert "test_nll" not in ablation.run_one(lda_spec)  # a plug-in estimate, not comparable
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("id,a\nx,1\ny,2\n")
+    with pytest.raises(ValueError, match=r"columns \['id'\] of .* are not numeric"):
+        ablation.DATA["csv"](str(labelled))
+
+
+def test_a_summary_of_failed_runs_only_is_valid_markdown():
+    text = ablation.summarise([{"setting": "{}", "label": "a", "seed": "0", "error": "E: boom"}])
+    assert text.startswith("No run has finished.\n\nFailed runs (1)")
+    assert "| {} | a | 0 | E: boom |" in text

@@ -91,6 +91,7 @@ def test_every_column_its_own_group_and_set_option(csv):
         (["--groups", "missing.json"], "no groups file"),
         (["--set", "nonsense=1"], "has no argument"),
         (["--patience", "3"], "needs held-out rows"),
+        (["--val-fraction", "0.001"], "leaves 0 held-out and 120 training rows"),
         (["--prior", "ssl", "--lam", "3"], "--lam is the rate of --prior lasso or group-lasso"),
         (["--prior", "none", "--lam", "3"], "it does not apply to the none prior"),
         (["--prior", "horseshoe", "--lam", "3"], "it does not apply to the horseshoe prior"),

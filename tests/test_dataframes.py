@@ -150,6 +150,8 @@ def test_anndata_input(tmp_path):
     np.testing.assert_allclose(X2.to_numpy(), 2 * df.to_numpy(), rtol=1e-6)
     assert list(X2.columns) == list(df.columns) and X2.index[0] == "cell0"
     assert g2.names == groups.names
+    with pytest.raises(ValueError, match=r"no layer 'tripled'; it has \['doubled'\]"):
+        gfa.io.from_anndata(adata, layer="tripled")
     idata = m.to_arviz(adata[:5], num_samples=2)
     assert list(idata.posterior["obs"].values) == [f"cell{i}" for i in range(5)]
     with pytest.raises(ValueError, match="no column"):

@@ -320,6 +320,8 @@ def test_jmvae_plus_runs_behind_the_same_api():
     assert gfa.FactVAE(grp, 4, combine="mixture").combine == "mixture"
     with pytest.raises(ValueError, match="combine"):
         gfa.FactVAE(grp, 4, combine="sum")
+    with pytest.raises(ValueError, match="JMVAEPlus combines the groups by a mixture"):
+        gfa.JMVAEPlus(grp, 4, combine="poe")
 
 
 def test_pyro_path_trains_with_masks():

@@ -23,7 +23,7 @@ def test_sizes_index_lists_and_mapping():
         ([[0, 5]], 3, "outside"),
         ([[0], []], 1, "empty"),
         ([2, 0], None, "positive"),
-        ({"a": ["zz"]}, 1, "unknown column"),
+        ({"a": ["zz"]}, 1, r"'zz' names a column.*gfa.io.groups_from\(df, spec\)"),
         ([3], 4, "group sizes add up to 3 but the data has 4 columns"),
         ([4, 4], 6, "group sizes add up to 8 but the data has 6 columns"),
     ],

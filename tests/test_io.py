@@ -313,3 +313,18 @@ def test_a_sparse_vae_checkpoint_carries_the_code_kl_of_its_epoch(tmp_path):
     final = gfa.load(tmp_path / "ck.zip")
     np.testing.assert_array_equal(final.code_kl_, m.code_kl_)
     np.testing.assert_array_equal(final.support(), m.support())
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "umask"), reason="POSIX file modes")
+def test_saved_models_get_the_usual_file_modes(fitted, tmp_path):
+    """Readable by others as any file the user writes (temporary files are private)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        zipped, folder = fitted.save(tmp_path / "m.zip"), fitted.save(tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert oct(zipped.stat().st_mode & 0o777) == "0o644"
+    assert oct(folder.stat().st_mode & 0o777) == "0o755"
+    assert oct((folder / "meta.json").stat().st_mode & 0o777) == "0o644"

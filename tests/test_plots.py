@@ -66,6 +66,14 @@ def test_plots_from_plain_arrays(tmp_path):
         plt.close(fig)
 
 
+def test_loadings_cells_are_labelled_in_four_characters_at_most():
+    L = np.array([[0.0, 3.8e-5, 0.066], [1.9, 12.345, 250.0]])
+    fig = plots.plot_loadings(L, order=False, annotate=True)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["0", "<.01", "0.07", "1.90", "12.3", "250"]
+    plt.close(fig)
+
+
 def test_many_factors_do_not_make_a_huge_figure():
     L = np.abs(np.random.default_rng(0).standard_normal((5, 1500)))
     fig = plots.plot_loadings(L)
@@ -108,6 +116,15 @@ def test_variance_explained_from_a_result_and_its_errors(fitted):
     assert [t.get_text() for t in ax.get_xticklabels()][-1] == "total"
     assert ax.get_ylabel() == "group"
     plt.close(fig)
+    # from the model: rows and factors in the order of its loadings heatmap
+    fig = plots.plot_variance_explained(m, X)
+    rows, cols = plots.factor_order(m.loadings())
+    (ax,) = [a for a in fig.axes if a.get_label() != "<colorbar>"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [m.group_names[i] for i in rows]
+    assert [t.get_text() for t in ax.get_xticklabels()][:-1] == [f"z{k}" for k in cols]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="order must list each of the"):
+        plots.plot_variance_explained(ve, order=([0, 0], cols))
     with pytest.raises(TypeError, match="a fitted model and X"):
         plots.plot_variance_explained(m)
     with pytest.raises(TypeError, match="go with a model"):
@@ -120,7 +137,7 @@ def test_reconstructions_with_missing_groups(factvae_missing):
     ax = fig.axes[0]
     R = m.reconstruct(X)
     r2 = 1.0 - np.nansum((X - R) ** 2) / np.nansum((X - np.nanmean(X, 0)) ** 2)
-    assert ax.get_title().endswith(f"$R^2$ = {r2:.3f}")
+    assert ax.get_title().endswith(f"$R^2$ over all rows = {r2:.3f}")
     (identity,) = ax.lines
     assert np.isfinite(identity.get_xdata()).all()
     plt.close(fig)
@@ -131,6 +148,7 @@ def test_samples_with_missing_groups(factvae_missing):
     fig = plots.plot_samples(m, X, max_features=10)
     data = fig.axes[0].containers[1].lines[0].get_ydata()  # the data's means
     np.testing.assert_allclose(data, np.nanmean(X[:, :10], 0), rtol=1e-6)
+    assert fig.axes[0].get_xlabel() == "the first 10 of 64 features"
     plt.close(fig)
 
 
@@ -196,6 +214,19 @@ def test_bad_history_and_1d_loadings():
     with pytest.raises(ValueError, match=r"must be 2-d \(units x latents\), got shape \(3,\)"):
         plots.factor_order(np.ones(3))
     fig = plots.plot_history([{"epoch": 0, "loss": 2.0}, {"epoch": 1, "loss": 1.0}])
+    plt.close(fig)
+
+
+def test_history_axis_is_log_only_when_every_curve_can_be_drawn_on_it():
+    falling = [{"epoch": e, "loss": 5e4 / 10**e} for e in range(4)]  # 5e4 down to 50
+    fig = plots.plot_history(falling)
+    assert fig.axes[0].get_yscale() == "log"
+    plt.close(fig)
+    with_val = [dict(r, val_elbo=v) for r, v in zip(falling, [-100.0, 10.0, 50.0, 80.0])]
+    fig = plots.plot_history(with_val)  # the held-out curve crosses 0: a linear axis
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "linear"
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), [100.0, -10.0, -50.0, -80.0])
     plt.close(fig)
 
 

@@ -45,7 +45,7 @@ def main() -> None:
     top, bottom = fig.subfigures(2, 1, height_ratios=[3, 1.3])
     ax = top.subplots(1, 3)
     plots.plot_loadings(model, ax=ax[0], title="oi-VAE loadings on bars (lam = 1)")
-    plots.plot_variance_explained(ve, ax=ax[1])
+    plots.plot_variance_explained(ve, ax=ax[1], order=plots.factor_order(model.loadings()))
     ax[1].set_title("test variance explained")
     plots.plot_factor_graph(model, ax=ax[2])
     plots.plot_reconstructions(model, X_test, n=12, ax=bottom.subplots(), image_shape=(8, 8))

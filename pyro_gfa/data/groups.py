@@ -192,6 +192,11 @@ def _resolve(cols, columns, name) -> list[int]:
             out.append(int(c))
         elif columns is not None and c in list(columns):
             out.append(list(columns).index(c))
+        elif columns is None and isinstance(c, str):
+            raise ValueError(
+                f"group {name!r}: {c!r} names a column, but no column names are known here;"
+                " build the groups from the table, groups=gfa.io.groups_from(df, spec)"
+            )
         else:
             raise ValueError(
                 f"group {name!r}: unknown column {c!r} (a column is an int index, or a name"

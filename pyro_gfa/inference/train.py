@@ -214,7 +214,11 @@ def train(
         # The plain-torch loss is checked against the Pyro ELBO once, on the first batch.
         check_loss(module, [t[: min(n, batch_size)] for t in tensors])
     start = len(history)
-    bar = tqdm(range(start, start + epochs), disable=not progress, desc=type(module).__name__)
+    bar = tqdm(
+        range(start, start + epochs),
+        disable=not progress,
+        desc=type(module).__name__.removesuffix("Module"),
+    )
     module.train()
     step_no = 0
     good = _snapshot(module)  # state at the end of the last completed epoch

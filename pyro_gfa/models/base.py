@@ -704,10 +704,12 @@ class Estimator(NamedUnits):
             Passes over the data and rows per step.
         lr, sparse_lr
             Adam step size of the networks, and plain gradient step size of the sparse
-            matrix before its proximal step (defaults: the paper's).
+            matrix before its proximal step (defaults: the paper's, the class attributes
+            ``default_lr`` and ``default_sparse_lr``).
         sparse_momentum
             Gradient averaging in the proximal step (0: the paper's plain proximal SGD);
-            see :class:`~pyro_gfa.inference.ProximalSGD`.
+            see :class:`~pyro_gfa.inference.ProximalSGD`. Default ``default_sparse_momentum``:
+            0.99 for the oi-VAE and factor VAE, 0.9 for the Sparse VAE family.
         seed
             Seed of initialisation, minibatches and Monte Carlo draws (``None``: the global
             torch RNG is used and not reset). The caller's RNG state is left untouched.

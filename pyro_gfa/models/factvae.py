@@ -557,6 +557,11 @@ class FactVAE(Estimator):
         combine = self._combine if combine is None else combine
         if combine not in ("poe", "mixture"):
             raise ValueError(f"combine must be 'poe' or 'mixture', got {combine!r}")
+        if self._combine == "mixture" and combine != "mixture":  # JMVAE+ is its mixture
+            raise ValueError(
+                f"{type(self).__name__} combines the groups by a mixture; for the product of"
+                " experts use FactVAE (combine='poe')"
+            )
         self.combine = combine
         self.p = check_int(p, "p")
         self.generator_hidden = check_widths(generator_hidden, "generator_hidden")

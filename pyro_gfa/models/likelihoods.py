@@ -297,7 +297,7 @@ class BernoulliLikelihood(Likelihood):
             r, c = np.argwhere(bad)[0]
             raise ValueError(
                 f"the Bernoulli likelihood needs values in {{0, 1}}; X has {int(bad.sum())}"
-                f" other values (first {X[r, c]!r} at row {r}, column {c})"
+                f" other values (first {float(X[r, c])!r} at row {r}, column {c})"
             )
 
     def dist(self, out, x=None):
