@@ -344,7 +344,12 @@ def _build(args, df, groups):
 
 
 def _json_value(v: Any) -> Any:
-    """``v`` as JSON holds it (tuples as lists), else its ``repr`` (priors, groups)."""
+    """``v`` as JSON holds it (tuples as lists; groups as name -> column indices), else its
+    ``repr`` (priors)."""
+    from .data.groups import Groups
+
+    if isinstance(v, Groups):
+        return {name: ix.tolist() for name, ix in zip(v.names, v.index)}
     try:
         return json.loads(json.dumps(v))
     except (TypeError, ValueError):

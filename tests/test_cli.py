@@ -54,6 +54,10 @@ def test_fit_writes_model_tables_and_figures(csv):
     assert (
         summary["config"]["latent_dim"] == 3 and summary["config"]["prior"] == "GroupLasso(lam=2.0)"
     )
+    groups = summary["config"]["groups"]  # readable back: name -> column indices
+    assert sum(len(ix) for ix in groups.values()) == 6 and all(
+        isinstance(j, int) for ix in groups.values() for j in ix
+    )
     # the column means and SDs that turn new rows into what the model was fitted on
     raw = pd.read_csv(csv / "data.csv", index_col="id")
     scale = pd.read_csv(out / "standardize.csv", index_col=0)

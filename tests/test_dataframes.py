@@ -119,7 +119,11 @@ def test_repr_shows_the_arguments_that_differ_from_the_defaults(model, text):
 
 def test_repr_shortens_long_arguments():
     text = repr(gfa.OIVAE(groups=list(range(1, 60)), latent_dim=2))
-    assert text.startswith("OIVAE(groups=[1, 2, 3,") and " ..., latent_dim=2)" in text
+    assert text == "OIVAE(groups=[1, 2, 3, 4, 5, 6, 7, 8, ...], latent_dim=2)"
+    groups = {name: list(range(16 * i, 16 * i + 16)) for i, name in enumerate("dcba")}
+    text = repr(gfa.FactVAE(groups=groups, latent_dim=4))  # cut at whole items, in order
+    assert text.startswith("FactVAE(groups={'d': [0, 1, 2, 3, 4, 5, 6, 7, ...], 'c': [16,")
+    assert text.endswith("...], ...}, latent_dim=4)")
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,9 @@ def test_warm_start_and_misspelt_options_are_refused_not_ignored():
         with pytest.raises(TypeError, match=r"unexpected keyword arguments \['epcohs'\]"):
             m.fit(X, epcohs=3)
         m.fit(X, epochs=3, batch_size=8, observed=None, progress=False)  # other models' options
+        name = type(m).__name__
+        with pytest.warns(UserWarning, match=f"{name}.fit ignores checkpoint, validation_data"):
+            m.fit(X, checkpoint="never.zip", validation_data=X, n_restarts=1)
 
 
 def test_a_failed_refit_leaves_the_earlier_fit():

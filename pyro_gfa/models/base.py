@@ -20,6 +20,7 @@ import contextlib
 import functools
 import inspect
 import math
+import reprlib
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -277,6 +278,20 @@ def check_names(got: Sequence[str] | None, names: Sequence[str], name: str = "X"
     )
 
 
+class _ShortRepr(reprlib.Repr):
+    """``reprlib`` cut at whole items, with dicts in their own order (groups are ordered)."""
+
+    def repr_dict(self, x, level):
+        items = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}" for k, v in x.items()]
+        more = ", ..." if len(items) > self.maxdict else ""
+        return "{" + ", ".join(items[: self.maxdict]) + more + "}"
+
+
+_SHORT = _ShortRepr()
+_SHORT.maxlist = _SHORT.maxtuple = 8
+_SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 3, 40, 80
+
+
 def check_other_fit_options(owner: str, options: dict) -> None:
     """Let a model's ``fit`` take and ignore the options of the other models' ``fit``
     (``epochs``, ``max_iter``, ...), so one call fits every model, yet refuse a misspelt
@@ -291,6 +306,22 @@ def check_other_fit_options(owner: str, options: dict) -> None:
         raise TypeError(f"{owner}.fit() got unexpected keyword arguments {unknown}")
     if options.get("warm_start"):
         raise ValueError(f"{owner} refits from the start: no warm_start")
+
+    # options whose absence a user would not notice: say they do nothing here
+    def given(v: Any) -> bool:  # set to something other than its "off" value
+        return v is not None and v is not False and not (type(v) is int and v == 1)
+
+    unused = [
+        k
+        for k in ("checkpoint", "validation_data", "patience", "n_restarts")
+        if k in options and given(options[k])
+    ]
+    if unused:
+        warnings.warn(
+            f"{owner}.fit ignores {', '.join(unused)} (options of the deep models' fit)",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
 
 
 def _is_anndata(X: Any) -> bool:
@@ -561,7 +592,9 @@ class NamedUnits:
                 same = False
             if not same:
                 text = repr(value)
-                shown.append(f"{name}={text if len(text) <= 80 else text[:76] + ' ...'}")
+                if len(text) > 80:  # cut at whole items, not mid-token
+                    text = _SHORT.repr(value)
+                shown.append(f"{name}={text}")
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def _expected_names(self) -> tuple[str, ...] | None:
