@@ -385,8 +385,10 @@ def _genes_file(out: Path, model: str, inp: str, epochs: str, seed: int | str) -
 def write_top_genes(out: Path, rows: list[dict]) -> None:
     """``sparse_vae_top_genes.md`` from the ``top_genes/*.json`` of the rows in ``rows``, so
     that it lists no fit whose row a later run without ``--resume`` dropped; removed when
-    no such row is left."""
+    no such row is left. The blocks of a folder written before ``top_genes/`` existed
+    (``top_genes/earlier.md``, kept by :func:`keep_earlier_top_genes`) come first."""
     path = out / "sparse_vae_top_genes.md"
+    earlier = out / "top_genes" / "earlier.md"
     keys = sorted(
         {(r["model"], r["input"], r["epochs"], r["seed"]) for r in rows},
         key=lambda k: (int(k[3]), MODELS.index(k[0]), INPUTS.index(k[1]), -int(k[2] or 0)),
@@ -406,6 +408,8 @@ def write_top_genes(out: Path, rows: list[dict]) -> None:
                 f"| z{g['factor']} | {g['n_genes']} | {g['top_class']} "
                 f"({g['class_mean']:+.2f}) | {genes} |"
             )
+    if earlier.exists():
+        lines = [earlier.read_text().rstrip("\n")] + lines
     if not lines:
         path.unlink(missing_ok=True)
         return
@@ -415,6 +419,17 @@ def write_top_genes(out: Path, rows: list[dict]) -> None:
         "ship with it). 'class': the cell class with the largest |mean| of the "
         "standardised factor on the training cells.\n" + "\n".join(lines) + "\n"
     )
+
+
+def keep_earlier_top_genes(out: Path) -> None:
+    """A folder of the script before ``top_genes/``: its ``sparse_vae_top_genes.md`` blocks
+    have no per-fit files, so they are kept as they are (in ``top_genes/earlier.md``)."""
+    path, folder = out / "sparse_vae_top_genes.md", out / "top_genes"
+    if path.exists() and not folder.is_dir():
+        folder.mkdir()
+        text = path.read_text()
+        blocks = text[text.find("\n### ") :] if "\n### " in text else ""
+        (folder / "earlier.md").write_text(blocks)
 
 
 def runs_on(model: str, inp: str) -> bool:
@@ -570,6 +585,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
     out.mkdir(parents=True, exist_ok=True)
     # rows are keyed by (model, input, epochs); without --resume every split is remade
     check_settings(out, {"em_warmup": args.em_warmup}, fresh=not args.resume)
+    keep_earlier_top_genes(out)
     data = load_zeisel()
     done = read_rows(out) if args.resume else []
     for seed in args.splits:
@@ -694,8 +710,8 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     if args.summarize_only:
         rows = read_rows(out)
-        if (out / "top_genes").is_dir():  # a folder of an older version has no such files
-            write_top_genes(out, rows)
+        keep_earlier_top_genes(out)
+        write_top_genes(out, rows)
     else:
         rows = run(args)
     md = summarize(rows, unassigned_cells())

@@ -87,6 +87,19 @@ def _csv(
     import pandas as pd
 
     df = pd.read_csv(path, index_col=index_col)
+
+    def number(label) -> bool:
+        try:
+            float(label)
+        except ValueError:
+            return False
+        return True
+
+    if all(number(c) for c in df.columns):  # a first row of data read as the header
+        raise ValueError(
+            f"the first line of {path} holds numbers, not column names: the csv data set"
+            " reads a header line first (as pyro-gfa fit does)"
+        )
     bad = [c for c in df.columns if not np.issubdtype(df[c].dtype, np.number)]
     if bad:
         raise ValueError(f"columns {bad[:5]} of {path} are not numeric (row labels? index_col)")

@@ -477,7 +477,9 @@ def cmd_fit(args) -> int:
         model.fit(df_train, **{k: v for k, v in fit_kw.items() if k not in dropped})
     except (ValueError, FloatingPointError) as e:
         msg = f"fitting {type(model).__name__} failed: {e}"
-        if isinstance(e, FloatingPointError):
+        if isinstance(e, FloatingPointError) and "before any update" in str(e):
+            msg += "; try --standardize"  # no step size matters before the first step
+        elif isinstance(e, FloatingPointError):
             msg += "; try a smaller --lr or --sparse-lr"
             # fit saves its last good epoch to the checkpoint, if an epoch completed
             if args.checkpoint_every and model.module is not None:

@@ -28,13 +28,15 @@ saying which.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io as _io
 import json
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,8 +143,10 @@ def groups_from(
         for g, cols in spec.items():
             out = []
             # one column (a tuple may be one label of a two-level index) or several
-            one = isinstance(cols, (str, int, np.integer)) or (
-                isinstance(cols, tuple) and cols in lookup
+            one = (
+                isinstance(cols, str)
+                or not isinstance(cols, Iterable)
+                or (isinstance(cols, tuple) and cols in lookup)
             )
             for c in [cols] if one else list(cols):
                 if isinstance(c, (int, np.integer)) and int_labels:
@@ -257,9 +261,9 @@ def _encode(v: Any, where: str) -> Any:
     if isinstance(v, (float, np.floating)):
         return float(v)
     if isinstance(v, Prior):
-        return {"__prior__": type(v).__name__, "config": _encode(v._config(), where)}
+        return {"__prior__": type(v).__name__, "config": _encode(_rebuildable(v), where)}
     if isinstance(v, Likelihood):
-        return {"__likelihood__": type(v).__name__, "config": _encode(v._config(), where)}
+        return {"__likelihood__": type(v).__name__, "config": _encode(_rebuildable(v), where)}
     if isinstance(v, Groups):
         return {
             "__groups__": {
@@ -283,6 +287,20 @@ def _encode(v: Any, where: str) -> Any:
         f"cannot save {where}: a {type(v).__name__} is not one of the JSON-encodable types"
         " (numbers, strings, lists, tuples, dicts, arrays, Groups, Prior, Likelihood)"
     )
+
+
+def _rebuildable(obj: Prior | Likelihood) -> dict:
+    """``obj._config()``, checked to be arguments its class takes (a subclass may inherit
+    a ``_config`` that its constructor does not match), so that a saved file loads."""
+    config = obj._config()
+    try:
+        inspect.signature(type(obj)).bind(**config)
+    except TypeError as e:
+        raise TypeError(
+            f"cannot save a {type(obj).__name__}: its _config() {config} does not fit its"
+            f" constructor ({e}); define _config to return the constructor's arguments"
+        ) from None
+    return config
 
 
 def _decode(v: Any) -> Any:
@@ -439,11 +457,17 @@ def save(est: Estimator, path: str | Path) -> Path:
     return path
 
 
+@functools.cache
+def _umask() -> int:
+    # read once: reading it means setting it, which other threads would see for a moment
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def _umask_mode(mode: int) -> int:
     """``mode`` under the process's umask, as ``open`` or ``mkdir`` would create it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
+    return mode & ~_umask()
 
 
 def check_target(path: str | Path, est: Estimator | None = None) -> None:
@@ -583,7 +607,8 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Estimator:
     # the prior's settings as fitted: a model may set some in fit (the Sparse VAE's EM
     # warm-up is counted in steps of its batches)
     for k, v in meta.get("prior", {}).get("config", {}).items():
-        setattr(module.prior, k, _decode(v))
+        if k in vars(module.prior):  # plain settings only (a custom prior may differ)
+            setattr(module.prior, k, _decode(v))
     module.prior_weight = float(meta.get("module", {}).get("prior_weight", 1.0))
     module.std_multiplier = 1.0
     est.module = module.to(dev).eval()

@@ -86,7 +86,7 @@ def _loading_label(model: Any) -> str:
 
 
 def _cell_text(v: float) -> str:
-    """At most four characters, to fit a cell: an exact zero is "0", a tiny value "<.01"."""
+    """Four characters below 10^4, to fit a cell: an exact zero is "0", a tiny value "<.01"."""
     if v == 0:
         return "0"
     if v < 0.005:

@@ -246,6 +246,9 @@ def test_test_nll_is_exact_for_sparse_fa_and_left_out_for_lda(tmp_path):
     row = ablation.run_one(fa_spec)
     assert row["test_nll"] == pytest.approx(-fa.log_likelihood(data.X_test).mean())
     assert "test_nll" not in ablation.run_one(lda_spec)  # a plug-in estimate, not comparable
+    np.savetxt(path, counts, delimiter=",", fmt="%d")  # no header line: refused, not one row short
+    with pytest.raises(ValueError, match="holds numbers, not column names"):
+        ablation.DATA["csv"](str(path))
     labelled = tmp_path / "labelled.csv"
     labelled.write_text("id,a\nx,1\ny,2\n")
     with pytest.raises(ValueError, match=r"columns \['id'\] of .* are not numeric"):

@@ -276,6 +276,19 @@ def test_zeisel_top_genes_follow_the_rows(monkeypatch, tmp_path):
     assert "split 1, input z" in (out / "sparse_vae_top_genes.md").read_text()
 
 
+def test_zeisel_keeps_the_top_genes_of_a_folder_from_before_the_per_fit_files(
+    monkeypatch, tmp_path
+):
+    module = load("zeisel_classification", monkeypatch)
+    old = "# Zeisel ...\n\n### SparseFA: split 0, input raw\n| z0 | 10 | astrocytes | 1: +0.5 |\n"
+    (tmp_path / "sparse_vae_top_genes.md").write_text(old)
+    module.keep_earlier_top_genes(tmp_path)
+    module.write_top_genes(tmp_path, rows=[])  # a resumed run that fitted nothing new
+    text = (tmp_path / "sparse_vae_top_genes.md").read_text()
+    assert text.startswith("# Zeisel, Sparse VAE and SparseFA")
+    assert "### SparseFA: split 0, input raw\n| z0 | 10 | astrocytes | 1: +0.5 |" in text
+
+
 # ---------------------------------------------------------------------------------------
 def test_movielens_summary_names_the_networks_of_its_rows(monkeypatch):
     module = load("movielens", monkeypatch)

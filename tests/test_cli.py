@@ -224,6 +224,16 @@ def test_a_diverged_fit_names_the_checkpoint_only_when_an_epoch_is_in_it(
     assert (out / "model.zip").exists() is saved
 
 
+def test_data_that_overflow_the_first_step_get_told_to_standardize(tmp_path, capsys):
+    X = np.random.default_rng(0).normal(scale=1e6, size=(40, 4))
+    pd.DataFrame(X, columns=list("abcd")).to_csv(tmp_path / "big.csv", index=False)
+    args = ["fit", "--data", str(tmp_path / "big.csv"), "-k", "2", "--epochs", "1", "-q"]
+    with pytest.warns(UserWarning, match="standardise"), pytest.raises(SystemExit):
+        main(args + ["--no-plots", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert "before any update" in err and "try --standardize" in err and "--lr" not in err
+
+
 def test_python_dash_m_runs_the_command():
     import subprocess
     import sys

@@ -77,6 +77,8 @@ def test_two_level_column_index():
     # the original labels (tuples) alone, a list of them or one of them
     spec = {"up": [("arm", "x"), ("arm", "y"), ("arm", "z")], "legs": [3, 4], "top": ("head", "x")}
     assert gfa.io.groups_from(df, spec).sizes.tolist() == [3, 2, 1]
+    floats = pd.DataFrame(np.zeros((2, 3)), columns=[0.5, 1.5, 2.5])  # one label, not a list
+    assert gfa.io.groups_from(floats, {"a": 0.5, "b": [1.5, 2.5]}).sizes.tolist() == [1, 2]
 
 
 def test_tensor_input():

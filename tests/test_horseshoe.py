@@ -76,6 +76,14 @@ def test_log_prob_is_the_joint_density_and_prox_is_the_implicit_step():
     f = hs.log_factor(W)
     torch.testing.assert_close(f, expected)
     assert not f.requires_grad  # applied by the proximal step, not by gradients
+    # the scales' part is cached between updates: a scale changed in place is seen
+    hs.aux_local.mul_(2.0)
+    moved = IG(half, torch.tensor(1.3**-2)).log_prob(hs.aux_local).sum()
+    moved = moved - IG(half, torch.tensor(1.3**-2)).log_prob(hs.aux_local / 2).sum()
+    moved = moved + (IG(half, 1 / hs.aux_local).log_prob(hs.tau).sum())
+    moved = moved - IG(half, 2 / hs.aux_local).log_prob(hs.tau).sum()
+    torch.testing.assert_close(hs.log_factor(W), expected + moved)
+    hs.aux_local.div_(2.0)
     # prox of step * ||w||^2 / (2 var): argmin_u ||u - w||^2 / 2 + step ||u||^2 / (2 var)
     V = W.detach().clone()
     hs.prox(V, 0.3)

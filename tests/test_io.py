@@ -321,10 +321,44 @@ def test_saved_models_get_the_usual_file_modes(fitted, tmp_path):
     import os
 
     old = os.umask(0o022)
+    gfa.io._umask.cache_clear()  # read once per process
     try:
         zipped, folder = fitted.save(tmp_path / "m.zip"), fitted.save(tmp_path / "m")
     finally:
         os.umask(old)
+        gfa.io._umask.cache_clear()
     assert oct(zipped.stat().st_mode & 0o777) == "0o644"
     assert oct(folder.stat().st_mode & 0o777) == "0o755"
     assert oct((folder / "meta.json").stat().st_mode & 0o777) == "0o644"
+
+
+class _ScaledPrior(gfa.priors.Prior):
+    """A user's prior whose setting is a buffer."""
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(float(scale)))
+
+    def smooth_log_prob(self, W):
+        return -(W**2).sum() / self.scale
+
+    def _config(self):
+        return {"scale": float(self.scale)}
+
+
+def test_a_users_prior_and_likelihood_save_and_load_or_are_refused_clearly(data, tmp_path):
+    m = gfa.OIVAE(gfa.data.bar_groups(), 3, prior=_ScaledPrior(2.0))
+    m.fit(data, epochs=1, progress=False, seed=0)
+    assert float(gfa.load(m.save(tmp_path / "p.zip")).module.prior.scale) == 2.0
+
+    from pyro_gfa.models.likelihoods import GaussianLikelihood
+
+    class Tempered(GaussianLikelihood):  # inherits a _config its constructor does not take
+        def __init__(self, n_features, temperature=1.0):
+            super().__init__(n_features)
+            self.temperature = temperature
+
+    s = gfa.SparseVAE(64, 2, hidden=(4,), likelihood=Tempered(64))
+    with pytest.raises(TypeError, match="cannot save a Tempered: its _config"):
+        s.fit(data, epochs=1, progress=False, checkpoint=tmp_path / "ck.zip")
+    assert s.module is None  # refused before training

@@ -111,8 +111,13 @@ def check_loss(module: GFAModule, batch: Sequence[torch.Tensor], rtol: float = 1
         torch.random.set_rng_state(state)
         if cuda:
             torch.cuda.set_rng_state(cuda_state, batch[0].device)
-        with pyro.validation_enabled(False):  # the first training step validates it
-            fast = module.loss(*batch)
+        try:
+            with pyro.validation_enabled(False):  # the first training step validates it
+                fast = module.loss(*batch)
+        except Exception:
+            if invalid is not None:  # Pyro's message names the problem first
+                raise invalid from None
+            raise
     if not torch.isfinite(fast):
         raise FloatingPointError(
             f"the objective is {fast.item()} at the first step, before any update: the model"

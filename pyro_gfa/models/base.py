@@ -20,6 +20,7 @@ import contextlib
 import functools
 import inspect
 import math
+import os
 import reprlib
 import sys
 import warnings
@@ -119,9 +120,9 @@ class GFAModule(nn.Module):
 def user_stacklevel() -> int:
     """The ``stacklevel`` at which ``warnings.warn``, called by the caller of this
     function, names the first line outside this package: the user's call."""
-    package = str(Path(__file__).resolve().parents[1])
+    package = str(Path(__file__).resolve().parents[1]) + os.sep
     frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
+    while frame is not None and os.path.realpath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return level
 
@@ -308,14 +309,12 @@ def check_other_fit_options(owner: str, options: dict) -> None:
         raise ValueError(f"{owner} refits from the start: no warm_start")
 
     # options whose absence a user would not notice: say they do nothing here
-    def given(v: Any) -> bool:  # set to something other than its "off" value
-        return v is not None and v is not False and not (type(v) is int and v == 1)
+    def given(name: str) -> bool:  # set to something other than its "off" value
+        if name not in options:
+            return False
+        return options[name] != 1 if name == "n_restarts" else options[name] is not None
 
-    unused = [
-        k
-        for k in ("checkpoint", "validation_data", "patience", "n_restarts")
-        if k in options and given(options[k])
-    ]
+    unused = [k for k in ("checkpoint", "validation_data", "patience", "n_restarts") if given(k)]
     if unused:
         warnings.warn(
             f"{owner}.fit ignores {', '.join(unused)} (options of the deep models' fit)",
@@ -592,8 +591,10 @@ class NamedUnits:
                 same = False
             if not same:
                 text = repr(value)
-                if len(text) > 80:  # cut at whole items, not mid-token
-                    text = _SHORT.repr(value)
+                if len(text) > 80 and isinstance(value, (list, tuple, dict)):
+                    text = _SHORT.repr(value)  # cut at whole items, not mid-token
+                elif isinstance(value, np.ndarray):
+                    text = f"<array {value.shape}>"
                 shown.append(f"{name}={text}")
         return f"{type(self).__name__}({', '.join(shown)})"
 
@@ -812,7 +813,6 @@ class Estimator(NamedUnits):
         self._fit_progress = False  # until an epoch completes: see _fit_recorder
         names = self.__dict__.get("_fit_names", feature_names_of(X))
         X = self._check(X)
-        self._warn_scale(X)
         for value, name, least in [
             (epochs, "epochs", 0),
             (batch_size, "batch_size", 1),
@@ -838,6 +838,8 @@ class Estimator(NamedUnits):
             raise ValueError("warm_start cannot be combined with n_restarts > 1")
         if warm_start and names is not None and self.feature_names_ is not None:
             check_names(names, self.feature_names_)
+        if not warm_start:  # said once, at the fit that starts
+            self._warn_scale(X)
         callbacks = [] if callback is None else [callback]
         stopper = None
         if validation_data is not None:
@@ -934,9 +936,12 @@ class Estimator(NamedUnits):
     def _warn_scale(self, X: np.ndarray) -> None:
         if not self.unit_scale:
             return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (FactVAE)
-            sd = float(np.nanmax(np.nanstd(X, axis=0)))
+        if np.isnan(X).any():  # FactVAE's missing groups
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+                sd = float(np.nanmax(np.nanstd(X, axis=0)))
+        else:
+            sd = float(X.std(axis=0).max())
         if sd > 10:
             warnings.warn(
                 f"X has columns of sd up to {sd:.3g}: the {type(self).__name__} models x on"

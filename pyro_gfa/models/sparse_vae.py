@@ -452,7 +452,8 @@ class SparseVAE(Estimator):
     >>> import pyro_gfa as gfa
     >>> from pyro_gfa.data.synthetic_sparse import make_sparse_vae_data
     >>> X, Z, W_true = make_sparse_vae_data(n=1000, rho=0.0, seed=0)
-    >>> m = gfa.SparseVAE(n_features=7, latent_dim=5).fit(X, epochs=2, progress=False)
+    >>> m = gfa.SparseVAE(n_features=7, latent_dim=5, em_warmup=1)
+    >>> m = m.fit(X, epochs=2, progress=False)  # a short fit: the EM starts after 1 epoch
     >>> m.loadings().shape
     (7, 5)
     """
@@ -588,8 +589,9 @@ class SparseVAE(Estimator):
         prior = self.module.prior if self.module is not None else None
         if isinstance(prior, SpikeSlabLasso) and not prior.em_active and not self.interrupted_:
             warnings.warn(
-                f"the spike-and-slab EM has not started: em_warmup = {self.em_warmup} epochs"
-                f" and the fit has run {len(self.history_)}, so W is not sparse yet and"
+                "the spike-and-slab EM has not started in the parameters this fit returns"
+                f" ({int(prior.steps)} of its {prior.em_warmup_steps} warm-up steps,"
+                f" em_warmup = {self.em_warmup} epochs), so W is not sparse yet and"
                 " support() is every entry; fit on (warm_start=True) or lower em_warmup",
                 UserWarning,
                 stacklevel=user_stacklevel(),

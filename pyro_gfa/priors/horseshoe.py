@@ -76,6 +76,7 @@ class Horseshoe(Prior):
         self.register_buffer("v", torch.ones(0))
         self.register_buffer("aux_local", torch.ones(0, 0))
         self.register_buffer("aux_global", torch.ones(0))
+        self._cached: tuple = (None, None)  # (the scales' identity, their log density)
 
     def setup(self, W):
         G, _, K = W.shape
@@ -89,14 +90,22 @@ class Horseshoe(Prior):
         var = self.tau * self.v
         sq = W.pow(2).sum(-2)
         gauss = -(0.5 * sq / var + 0.5 * p * torch.log(2 * math.pi * var)).sum()
-        # the scales' hyperpriors: the updates are this joint density's conditional modes
-        scales = (
-            _log_inv_gamma_half(self.tau, 1 / self.aux_local)
-            + _log_inv_gamma_half(self.aux_local, W.new_tensor(self.b_local**-2))
-            + _log_inv_gamma_half(self.v, 1 / self.aux_global)
-            + _log_inv_gamma_half(self.aux_global, W.new_tensor(self.b_global**-2))
-        )
-        return gauss + scales
+        return gauss + self._scales_log_prob()
+
+    def _scales_log_prob(self) -> torch.Tensor:
+        """The scales' hyperpriors (the updates are the joint density's conditional modes),
+        recomputed only when a scale changes: not at every training step."""
+        scales = (self.tau, self.v, self.aux_local, self.aux_global)
+        key = tuple((t.data_ptr(), t._version) for t in scales)
+        if key != self._cached[0]:
+            value = (
+                _log_inv_gamma_half(self.tau, 1 / self.aux_local)
+                + _log_inv_gamma_half(self.aux_local, self.tau.new_tensor(self.b_local**-2))
+                + _log_inv_gamma_half(self.v, 1 / self.aux_global)
+                + _log_inv_gamma_half(self.aux_global, self.tau.new_tensor(self.b_global**-2))
+            )
+            self._cached = (key, value)
+        return self._cached[1]
 
     @torch.no_grad()
     def prox(self, W, step):
