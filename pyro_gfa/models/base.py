@@ -593,7 +593,7 @@ class NamedUnits:
                 text = repr(value)
                 if len(text) > 80 and isinstance(value, (list, tuple, dict)):
                     text = _SHORT.repr(value)  # cut at whole items, not mid-token
-                elif isinstance(value, np.ndarray):
+                elif isinstance(value, np.ndarray) and (len(text) > 80 or "\n" in text):
                     text = f"<array {value.shape}>"
                 shown.append(f"{name}={text}")
         return f"{type(self).__name__}({', '.join(shown)})"
