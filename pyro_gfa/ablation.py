@@ -177,10 +177,16 @@ METRICS = (
 )
 
 
-def _pick(registry: dict, name: str, kind: str):
-    if name not in registry:
-        raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(registry))}")
-    return registry[name]
+def _pick(registry: dict, name: str, kind: str) -> str:
+    """The registry's name for ``name``, which may also be spelt as ``pyro-gfa fit`` spells
+    it (``group-lasso``, ``sparsevae``)."""
+    if name in registry:
+        return name
+    plain = {k.replace("_", ""): k for k in registry}
+    key = str(name).replace("-", "").replace("_", "")
+    if key in plain:
+        return plain[key]
+    raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(sorted(registry))}")
 
 
 CONFIG_KEYS = ("data", "fit", "name", "runs", "seeds")
@@ -246,7 +252,7 @@ def expand(config: dict) -> list[dict]:
     data_name = data.pop("name", None)
     if data_name is None:
         raise ValueError("[data] needs a name")
-    _pick(DATA, data_name, "data set")
+    data_name = _pick(DATA, data_name, "data set")
     models = _model_classes()
     data_grid = data.pop("grid", {})
     data_points = _grid(data_grid, "[data] grid")
@@ -261,16 +267,16 @@ def expand(config: dict) -> list[dict]:
     out = []
     for data_point in data_points:
         for i, run in enumerate(runs, 1):
-            _pick(models, run.get("model", ""), "model")
-            _pick(PRIORS, run.get("prior", "none"), "prior")
+            model = _pick(models, run.get("model", ""), "model")
+            prior = _pick(PRIORS, run.get("prior", "none"), "prior")
             for point in _grid(run.get("grid", {}), f"the grid of [[runs]] {i}"):
                 spec = {
                     "label": _label(run),
                     "data": data_name,
                     "data_params": {**data, **data_point},
-                    "model": run["model"],
+                    "model": model,
                     "model_params": dict(run.get("model_params", {})),
-                    "prior": run.get("prior", "none"),
+                    "prior": prior,
                     "prior_params": dict(run.get("prior_params", {})),
                     "fit": {**fit, **run.get("fit", {})},
                 }

@@ -121,12 +121,20 @@ def _parser() -> argparse.ArgumentParser:
         help="fraction of rows held out to score the fit (and for --patience); default 0",
     )
     m = fit.add_argument_group("model")
-    m.add_argument("--model", choices=sorted(MODELS), default="oivae", help="default: oivae")
+    # the ablation config's spellings (sparse_vae, group_lasso) are accepted too
+    m.add_argument(
+        "--model",
+        type=lambda s: s.replace("_", ""),
+        choices=sorted(MODELS),
+        default="oivae",
+        help="default: oivae",
+    )
     m.add_argument(
         "--latent-dim", "-k", type=_positive_int, default=4, help="number of factors K (default 4)"
     )
     m.add_argument(
         "--prior",
+        type=lambda s: s.replace("_", "-"),
         choices=PRIORS,
         default=None,
         help="sparsity prior (default: the model's own, group-lasso for oivae)",

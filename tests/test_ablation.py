@@ -92,6 +92,16 @@ def test_ctrl_c_inside_a_fit_stops_the_grid(tmp_path, fail_at_step):
     assert len(rows) == 2 and not any(r["error"] for r in rows)  # the cut run is not kept
 
 
+def test_names_may_be_spelt_as_the_fit_command_spells_them():
+    runs = [{"model": "sparsevae", "prior": "group-lasso", "model_params": {"latent_dim": 2}}]
+    (spec,) = ablation.expand(dict(CONFIG, seeds=[0], runs=runs, data={"name": "bars"}))
+    assert (spec["model"], spec["prior"], spec["label"]) == (
+        "sparse_vae",
+        "group_lasso",
+        "sparsevae/group-lasso",
+    )
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
@@ -171,7 +181,7 @@ def test_cli_ablate_and_bad_name(tmp_path, capsys):
     assert main(["ablate", str(good), "--out", str(tmp_path / "o"), "-q"]) == 0
     assert (tmp_path / "o" / "summary.md").exists()
     bad = tmp_path / "b.toml"
-    bad.write_text(good.read_text().replace('"oivae"', '"oi-vae"'))
+    bad.write_text(good.read_text().replace('"oivae"', '"ovae"'))
     with pytest.raises(SystemExit) as e:
         main(["ablate", str(bad), "-q"])
     assert e.value.code == 2

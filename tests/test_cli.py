@@ -174,7 +174,7 @@ def test_help_is_printed(capsys):
     assert main([]) == 1
 
 
-@pytest.mark.parametrize("model, prior", [("sparsevae", "ssl"), ("factvae", "group-lasso")])
+@pytest.mark.parametrize("model, prior", [("sparsevae", "ssl"), ("factvae", "group_lasso")])
 def test_other_models(csv, model, prior):
     if model == "sparsevae" and not hasattr(gfa, "SparseVAE"):
         pytest.skip("no SparseVAE in this tree")
