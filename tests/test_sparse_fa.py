@@ -168,6 +168,9 @@ def test_errors():
         SparseFA(0)
     with pytest.raises(TypeError, match="Horseshoe"):
         SparseFA(3, prior=Horseshoe())
+    for bad in (0.0, -1.0, float("inf"), float("nan")):  # inf: every psi inf, log p = -inf
+        with pytest.raises(ValueError, match="min_noise must be > 0 and finite"):
+            SparseFA(3, min_noise=bad)
     with pytest.raises(ValueError, match="smaller than the number of features"):
         SparseFA(24).fit(X, progress=False)
     with pytest.raises(ValueError, match=r"more rows than latent_dim \(3\), got 3"):

@@ -130,11 +130,18 @@ def test_fit_shorter_than_warmup_round_trips(tmp_path):
         ({"temperature": -1.0}, "temperature"),
         ({"warmup": -2}, "warmup"),
         ({"prior_cov": np.eye(2)}, "prior_cov"),
+        ({"prior": gfa.priors.Lasso(1.0)}, "VSC .W fixed at ones. has no W to put a prior on"),
     ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         gfa.VSC(5, 2, **kwargs)
+
+
+@pytest.mark.parametrize("cls", ["VAE", "VSC"])
+def test_a_mask_is_the_sparse_vaes(cls):
+    with pytest.raises(TypeError, match=f"{cls} has no mask argument.*use SparseVAE"):
+        getattr(gfa, cls)(5, 2, mask=True)
 
 
 def test_prior_warmup_schedule():

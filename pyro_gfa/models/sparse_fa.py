@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import check_int
+from .._checks import check_float, check_int
 from ..priors import Lasso, NoPrior, SpikeSlabLasso
 from .base import NamedUnits, check_matrix, check_other_fit_options, feature_names_of, seeded
 
@@ -162,7 +162,7 @@ class SparseFA(NamedUnits):
 
         m = SparseFA(latent_dim=15).fit(X)
         z = m.transform(X_test)            # posterior means
-        m.loadings(), m.support()          # (G, K), exact zeros off the support
+        m.loadings(), m.support()          # (G, K): exact zeros, the slab's entries
         m.log_likelihood(X_test).mean()    # exact held-out log-likelihood
     """
 
@@ -174,11 +174,9 @@ class SparseFA(NamedUnits):
                 "SparseFA takes a SpikeSlabLasso, Lasso or NoPrior prior (a weighted L1"
                 f" penalty in closed form), got {type(prior).__name__}"
             )
-        if not min_noise > 0:
-            raise ValueError(f"min_noise must be > 0, got {min_noise}")
         self.latent_dim = int(latent_dim)
         self.prior = prior
-        self.min_noise = float(min_noise)
+        self.min_noise = check_float(min_noise, "min_noise")
         self.n_features: int | None = None
         self.W_: torch.Tensor | None = None
 
@@ -316,7 +314,9 @@ class SparseFA(NamedUnits):
         return e_step(self._scaled(X), self.W_, self.psi_).numpy()
 
     def loadings(self) -> np.ndarray:
-        """``(G, K)`` loadings ``W`` in the units of ``X`` (exact zeros off the support)."""
+        """``(G, K)`` loadings ``W`` in the units of ``X``. The M-step's zeros are exact; under
+        the spike-and-slab lasso a small non-zero loading may still sit in the spike
+        (``p* <= 0.5``), outside :meth:`support`."""
         self._fitted()
         return (self.W_ * self.scale_).numpy()
 

@@ -486,7 +486,10 @@ class SparseVAE(Estimator):
         n_features = check_int(n_features, "n_features")
         if not mask:
             if prior is not None and not isinstance(prior, NoPrior):
-                raise ValueError("mask=False (the VAE baseline) has no W to put a prior on")
+                who = "mask=False" if type(self) is SparseVAE else type(self).__name__
+                raise ValueError(
+                    f"{who} (W fixed at ones) has no W to put a prior on; use SparseVAE"
+                )
             prior = NoPrior()
         elif prior is None:
             prior = SpikeSlabLasso(lambda0=1000.0, lambda1=100.0)
@@ -736,6 +739,11 @@ class VAE(SparseVAE):
         **kwargs,
     ):
         beta = check_float(beta, "beta")
+        if "mask" in kwargs:
+            raise TypeError(
+                f"{type(self).__name__} has no mask argument (its W is fixed at ones); for a"
+                " learned sparse W use SparseVAE"
+            )
         super().__init__(
             n_features,
             latent_dim,
