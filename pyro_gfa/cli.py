@@ -269,6 +269,8 @@ def _read_data(args):
 def _read_groups(args, df):
     from .io import groups_from
 
+    if args.groups is not None and args.model == "sparsevae":
+        _fail("sparsevae has a loading per feature, not per group: --groups does not apply")
     if args.groups is None:
         return groups_from(df, {c: [c] for c in df.columns})
     try:
@@ -293,8 +295,8 @@ def _prior(args):
             "--lam is the rate of --prior lasso or group-lasso; it does not apply to the"
             f" {name} prior{whose}"
         )
-    if args.prior is None and args.lam is None:
-        return None  # the model's own default, with its own settings
+    if name == DEFAULT_PRIOR[args.model] and args.lam is None:
+        return None  # the model's own default, with its own settings (named or not)
     lam = 1.0 if args.lam is None else args.lam
     if name == "group-lasso":
         return priors.GroupLasso(lam)
@@ -400,15 +402,7 @@ def _write_outputs(model, df_train, df_val, out: Path, args, fit_s: float) -> No
     if df_val is not None:
         summary["val_elbo_per_row"] = float(np.mean(model.elbo(df_val, num_samples=5)))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if args.no_plots:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
     fig_dir = out / "figures"
-    fig_dir.mkdir(exist_ok=True)
     figures = {
         "loadings": lambda: plots.plot_loadings(model),
         "top_factors": lambda: plots.plot_top_units(model, k=args.top_k),
@@ -420,6 +414,16 @@ def _write_outputs(model, df_train, df_val, out: Path, args, fit_s: float) -> No
         "history": lambda: plots.plot_history(model),
         "reconstructions": lambda: plots.plot_reconstructions(model, df_train),
     }
+    if args.no_plots:  # an earlier run's figures in this folder would not show this fit
+        for name in figures:
+            (fig_dir / f"{name}.png").unlink(missing_ok=True)
+        return
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig_dir.mkdir(exist_ok=True)
     for name, draw in figures.items():
         fig = draw()
         fig.savefig(fig_dir / f"{name}.png", dpi=110)
@@ -459,6 +463,8 @@ def cmd_fit(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if scale is not None:  # before the fit: a checkpoint of a failed fit needs it too
         scale.to_csv(out / "standardize.csv", index_label="column")
+    else:  # an earlier run's, which would tell users to standardise rows for this model
+        (out / "standardize.csv").unlink(missing_ok=True)
     fit_kw: dict[str, Any] = {
         "epochs": args.epochs,
         "batch_size": args.batch_size,

@@ -174,6 +174,28 @@ def test_help_is_printed(capsys):
     assert main([]) == 1
 
 
+def test_a_reused_folder_keeps_no_file_of_the_earlier_run(csv):
+    out = csv / "reused"
+    args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "-k", "2", "-q"]
+    assert main(args + ["--epochs", "1", "--standardize", "--out", str(out)]) == 0
+    assert (out / "standardize.csv").exists() and (out / "figures" / "loadings.png").exists()
+    assert main(args + ["--epochs", "1", "--no-plots", "--out", str(out)]) == 0
+    assert not (out / "standardize.csv").exists()  # this model takes rows as they are
+    assert not list((out / "figures").glob("*.png"))
+
+
+def test_naming_the_models_own_prior_keeps_its_settings(csv, capsys):
+    args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "-k", "2", "-q"]
+    args += ["--model", "sparsevae", "--epochs", "1", "--no-plots", "--set", "hidden=[4]"]
+    for out, extra in (("a", []), ("b", ["--prior", "ssl"])):
+        assert main(args + extra + ["--out", str(csv / out)]) == 0
+    priors = [json.loads((csv / o / "summary.json").read_text())["config"]["prior"] for o in "ab"]
+    assert priors[0] == priors[1] and "lambda0=1000.0" in priors[0]
+    with pytest.raises(SystemExit):
+        main(args + ["--groups", str(csv / "groups.json"), "--out", str(csv / "c")])
+    assert "sparsevae has a loading per feature" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("model, prior", [("sparsevae", "ssl"), ("factvae", "group_lasso")])
 def test_other_models(csv, model, prior):
     if model == "sparsevae" and not hasattr(gfa, "SparseVAE"):
