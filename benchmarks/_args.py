@@ -64,3 +64,17 @@ def int_at_least(low: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def training_clips(
+    parser: argparse.ArgumentParser, option: str, counts: Sequence[int], clips, test_clip: str
+) -> list[str]:
+    """The clips other than ``test_clip``; a count of training clips above their number is a
+    usage error of ``option`` (``order[:n]`` would train on fewer clips than the label)."""
+    others = [c for c in clips if c != test_clip]
+    if max(counts) > len(others):
+        parser.error(
+            f"argument {option}: at most {len(others)} (the clips other than {test_clip}),"
+            f" got {max(counts)}"
+        )
+    return others

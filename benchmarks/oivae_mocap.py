@@ -65,7 +65,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _args import comma_list, int_at_least  # noqa: E402  (benchmarks/, the script's folder)
+from _args import comma_list, int_at_least, training_clips  # noqa: E402  (benchmarks/, the script's folder)
 from _settings import check_settings  # noqa: E402
 
 import pyro_gfa as gfa  # noqa: E402
@@ -426,12 +426,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     data = load_mocap()
-    others = [c for c in data.clip_names if c != TEST_CLIP]
-    if max(args.n_train) > len(others):  # order[:n] would train on fewer clips than the label
-        ap.error(
-            f"argument --n-train: at most {len(others)} (the clips other than {TEST_CLIP}),"
-            f" got {max(args.n_train)}"
-        )
+    others = training_clips(ap, "--n-train", args.n_train, data.clip_names, TEST_CLIP)
     torch.set_num_threads(1)
     out = Path(args.out)
     csv_path = out / "results.csv"

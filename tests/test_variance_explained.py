@@ -27,12 +27,18 @@ class _Linear:
         return self.mu + Z @ self.W.T
 
 
+def _uncorrelated_scores(rng, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, Z)``: an orthonormal basis whose first column is the constant, and three
+    centred, mutually orthogonal score columns of sd ratio 5 : 3 : 1 spanned by it."""
+    B = np.linalg.qr(np.column_stack([np.ones(N), rng.standard_normal((N, 3))]))[0]
+    return B, B[:, 1:] * [5.0, 3.0, 1.0]
+
+
 def test_linear_shares_are_mofas_closed_form_and_add_up():
     rng = np.random.default_rng(0)
     N, D, K = 200, 6, 3
-    # centred, mutually orthogonal scores; residuals orthogonal to them and to the ones
-    B = np.linalg.qr(np.column_stack([np.ones(N), rng.standard_normal((N, K))]))[0]
-    Z = B[:, 1:] * [5.0, 3.0, 1.0]
+    # residuals orthogonal to the scores and to the ones
+    B, Z = _uncorrelated_scores(rng, N)
     W = rng.standard_normal((D, K))
     W[[0, 1], 2] = 0.0  # group 0 does not read factor 2
     E = rng.standard_normal((N, D))
@@ -58,8 +64,7 @@ def test_linear_shares_are_mofas_definition_when_residuals_carry_the_scores():
     # still MOFA+'s 1 - ||X_c - z_k w_k^T||^2 / SS and add up to R^2
     rng = np.random.default_rng(1)
     N, D, K = 200, 5, 3
-    B = np.linalg.qr(np.column_stack([np.ones(N), rng.standard_normal((N, K))]))[0]
-    Z = B[:, 1:] * [5.0, 3.0, 1.0]
+    _, Z = _uncorrelated_scores(rng, N)
     W = rng.standard_normal((D, K))
     E = rng.standard_normal((N, D))
     X = Z @ (W.T + 0.5 * rng.standard_normal((K, D))) + E - E.mean(0)
