@@ -522,6 +522,7 @@ class Checkpoint:
 
     def __call__(self, epoch: int, record: dict) -> bool:
         if (epoch + 1) % self.every == 0:
+            self.estimator._refresh_fitted()  # what fit derives, of this epoch
             self.save()
         return False
 
@@ -530,7 +531,6 @@ class Checkpoint:
         replacing an earlier checkpoint there)."""
         from ..io import save
 
-        self.estimator._refresh_fitted()
         save(self.estimator, self.path)
 
     def check(self) -> None:
@@ -923,6 +923,8 @@ class Estimator(NamedUnits):
             if restore_best:
                 stopper.restore()
         self.interrupted_ = interrupted
+        if keep:
+            self._refresh_fitted()
         if keep and saver is not None:
             saver.save()
         if failure is not None:
@@ -954,7 +956,8 @@ class Estimator(NamedUnits):
             )
 
     def _refresh_fitted(self) -> None:
-        """Bring what ``fit`` derives from the parameters up to date (before a checkpoint)."""
+        """Bring what ``fit`` derives from the parameters up to date: at the end of a fit
+        that keeps its work, and before each periodic checkpoint."""
 
     # -- results ------------------------------------------------------------------------
     def _fitted(self) -> GFAModule:

@@ -586,8 +586,7 @@ class SparseVAE(Estimator):
                 std_throttle=std_throttle,
                 **kwargs,
             )
-        finally:
-            self._refresh_fitted()
+        finally:  # Estimator.fit has derived code_kl_ from _fit_data
             self._fit_data = None
         prior = self.module.prior if self.module is not None else None
         if isinstance(prior, SpikeSlabLasso) and not prior.em_active and not self.interrupted_:
