@@ -9,6 +9,7 @@ A fit cut by Ctrl-C must stop the script, not be written as a finished row.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -36,5 +37,9 @@ def check_settings(out: str | Path, settings: dict, fresh: bool = False) -> None
             " the folder's rows to remake them."
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**old, **settings}, indent=1, sort_keys=True) + "\n")
+    # Written whole and renamed into place: scripts run side by side on one folder (splits
+    # in two processes), and one must never read another's half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({**old, **settings}, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
     stop_on_ctrl_c()  # every resuming script comes here before its fits

@@ -297,3 +297,32 @@ def test_movielens_summary_names_the_networks_of_its_rows(monkeypatch):
     assert module.networks(rows) == "networks 3 x 300 (vae), 1 x 100 (vae_1x100)"
     assert module.networks(rows[:1]) == "networks 3 x 300"
     assert module.networks([{"model": "popularity"}]) == ""
+
+
+# ---------------------------------------------------------------------------------------
+# settings.json, shared by processes run side by side on one folder
+def test_settings_refuse_other_values_and_a_fresh_run_drops_them(monkeypatch, tmp_path):
+    check = load("_settings", monkeypatch).check_settings
+    check(tmp_path, {"epochs": 100})
+    check(tmp_path, {"epochs": 100, "n": 5})  # a new key joins the old ones
+    assert json.loads((tmp_path / "settings.json").read_text()) == {"epochs": 100, "n": 5}
+    with pytest.raises(SystemExit, match=r"epochs = 40 \(the folder's rows: 100\)"):
+        check(tmp_path, {"epochs": 40})
+    check(tmp_path, {"epochs": 40}, fresh=True)
+    assert json.loads((tmp_path / "settings.json").read_text()) == {"epochs": 40}
+    assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]  # no temporary left
+
+
+def test_settings_are_never_read_half_written(monkeypatch, tmp_path):
+    """Two splits' processes start side by side on one folder: one writes settings.json while
+    the other reads it (a file written in place is empty for a moment, and the reader
+    crashed on it)."""
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from _settings import check_settings\n"
+        "for _ in range(300): check_settings(sys.argv[2], {'epochs': 100, 'pad': 'x' * 5000})\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(BENCHMARKS), str(tmp_path)])
+        for _ in range(2)
+    ]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
