@@ -58,6 +58,19 @@ def test_chunked_and_blocked_decoder_match_values_and_gradients(chunk, block):
             torch.testing.assert_close(dec(z, W), full, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(block_elements=0), "block_elements"),
+        (dict(block_elements=2.5), "block_elements"),
+        (dict(max_elements=-1), "max_elements"),
+    ],
+)
+def test_decoder_sizes_must_be_positive_integers(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        SparseDecoder(4, 2, hidden=(5,), **kwargs)
+
+
 def test_mask_zero_column_cuts_the_factor():
     torch.manual_seed(2)
     dec = SparseDecoder(4, 2, hidden=(5,))

@@ -128,8 +128,10 @@ class SparseDecoder(nn.Module):
         self.normalize_first = normalize_first
         hidden = check_widths(hidden, "hidden", allow_empty=False)
         self.n_features, self.latent_dim, self.hidden = n_features, latent_dim, hidden
-        self.max_elements = int(max_elements)
-        self.block_elements = block_elements
+        self.max_elements = check_int(max_elements, "max_elements")
+        self.block_elements = (
+            None if block_elements is None else check_int(block_elements, "block_elements")
+        )
         self.first = nn.Parameter(torch.empty(hidden[0], latent_dim))
         _uniform_(self.first, latent_dim)
         self.weights = nn.ParameterList()
