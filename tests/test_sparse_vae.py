@@ -45,9 +45,9 @@ def test_chunked_and_blocked_decoder_match_values_and_gradients(chunk, block):
         dec.max_elements, dec.block_elements = 2**24, None
         full = dec(z, W)
         g_full = torch.autograd.grad(full.pow(2).sum(), params)
-        rows = z[..., 0].numel() * 7  # activations per feature
-        dec.max_elements = 2**24 if chunk is None else rows * chunk
-        dec.block_elements = None if block is None else rows * block
+        per_feature = z[..., 0].numel() * 7  # activations of one feature in a layer
+        dec.max_elements = 2**24 if chunk is None else per_feature * chunk
+        dec.block_elements = None if block is None else per_feature * block
         split = dec(z, W)
         g_split = torch.autograd.grad(split.pow(2).sum(), params)
         torch.testing.assert_close(split, full, rtol=1e-5, atol=1e-5)
