@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_seed
+from .._checks import check_float, check_int, check_seed
 
 __all__ = ["SparseVAEData", "SPARSE_VAE_TRUE_SUPPORT", "make_sparse_vae_data"]
 
@@ -60,12 +60,6 @@ class SparseVAEData(NamedTuple):
     X: np.ndarray
     Z: np.ndarray
     W_true: np.ndarray
-
-
-def _number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
 
 
 def make_sparse_vae_data(
@@ -108,20 +102,13 @@ def make_sparse_vae_data(
     >>> X.shape, Z.shape, W_true.shape
     ((500, 7), (500, 2), (7, 2))
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n}")
+    n = check_int(n, "n")
     if not isinstance(seed, np.random.Generator):
         seed = check_seed(seed)
-    rho, noise_sd = _number(rho, "rho"), _number(noise_sd, "noise_sd")
-    if not math.isfinite(rho) or abs(rho) >= 1.0:
-        raise ValueError(f"rho must satisfy |rho| < 1 (a valid correlation), got {rho}")
-    if not math.isfinite(noise_sd) or noise_sd < 0.0:
-        raise ValueError(f"noise_sd must be a finite number >= 0, got {noise_sd}")
+    rho = check_float(rho, "rho (a correlation)", -1.0, 1.0)
+    noise_sd = check_float(noise_sd, "noise_sd", allow_low=True)
 
     rng = np.random.default_rng(seed)
-    n = int(n)
     # z = L e with L the Cholesky factor of [[1, rho], [rho, 1]].
     e = rng.standard_normal((n, 2))
     z1 = e[:, 0]
