@@ -167,7 +167,13 @@ def test_news_text_overwrite_keeps_other_rows_and_top_words_follow_the_rows(monk
     assert sorted(before) == ["split0.csv", "split1.csv"]
     assert all(len(rows) == 2 for rows in before.values())
 
+    fitted = []
+    fit_and_score = module.fit_and_score
+    monkeypatch.setattr(
+        module, "fit_and_score", lambda name, *a: fitted.append(name) or fit_and_score(name, *a)
+    )
     module.main(["--splits", "0", "--models", "unigram", "--overwrite", *common])
+    assert fitted == ["unigram"]  # the selected row is fitted again, though it was there
     after = {p.name: read_csv(p) for p in out.glob("split*.csv")}
     assert after["split1.csv"] == before["split1.csv"]
     assert sorted(r["model"] for r in after["split0.csv"]) == ["lda", "unigram"]
