@@ -105,7 +105,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _settings import check_settings  # benchmarks/, the script's folder
+from _settings import check_settings, write_csv  # benchmarks/, the script's folder
 
 K = 20
 N_WORDS = 500
@@ -453,13 +453,7 @@ def read_rows(out: Path) -> list[dict]:
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in FIELDS})
-    tmp.replace(path)
+    write_csv(path, rows, FIELDS)
 
 
 def _ms(vals: list[str], fmt: str) -> str:

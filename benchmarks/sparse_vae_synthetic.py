@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _settings import check_settings  # benchmarks/, the script's folder
+from _settings import check_settings, write_csv  # benchmarks/, the script's folder
 
 import pyro_gfa as gfa
 from pyro_gfa.data.synthetic_sparse import make_sparse_vae_data
@@ -162,12 +162,7 @@ def save_run(path: Path, row: dict) -> None:
     step, so an interrupted run leaves the earlier rows whole."""
     rows = {row_key(r): r for r in read_runs(path)}
     rows[row_key(row)] = row
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, FIELDS)
-        w.writeheader()
-        w.writerows({k: r.get(k, "") for k in FIELDS} for r in rows.values())
-    tmp.replace(path)
+    write_csv(path, rows.values(), FIELDS)
 
 
 def summarize(out: Path) -> str:
