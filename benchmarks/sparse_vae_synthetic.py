@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import int_at_least  # benchmarks/, the script's folder
 from _settings import check_settings, write_csv  # benchmarks/, the script's folder
 
 import pyro_gfa as gfa
@@ -249,10 +250,12 @@ def summarize(out: Path) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--seeds", type=int, default=10, help="seeds per rho (default 10)")
-    p.add_argument("--epochs", type=int, default=100, help="epochs per fit (default 100)")
+    p.add_argument("--seeds", type=int_at_least(1), default=10, help="seeds per rho (default 10)")
+    p.add_argument(
+        "--epochs", type=int_at_least(1), default=100, help="epochs per fit (default 100)"
+    )
     p.add_argument("--rhos", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6, 0.8])
-    p.add_argument("--n", type=int, default=1000, help="training rows (default 1000)")
+    p.add_argument("--n", type=int_at_least(2), default=1000, help="training rows (default 1000)")
     p.add_argument(
         "--models", nargs="+", default=["sparse_vae", "vae"], choices=list(MODELS), help="models"
     )
@@ -260,8 +263,6 @@ def main(argv=None) -> None:
     p.add_argument("--summarize-only", action="store_true")
     args = p.parse_args(argv)
     # all checked before runs.csv or settings.json is touched
-    if args.seeds < 1 or args.epochs < 1 or args.n < 2:
-        p.error("--seeds and --epochs must be >= 1 and --n >= 2")
     if bad := [r for r in args.rhos if not (math.isfinite(r) and abs(r) < 1)]:
         p.error(f"argument --rhos: every rho must satisfy |rho| < 1, got {bad[0]:g}")
     torch.set_num_threads(1)

@@ -72,6 +72,8 @@ def read_csv(path: Path) -> list[dict]:
         ("speed_oivae_bars", ["--steps", "0"], "argument --steps: must be >= 1"),
         ("speed_sparse_decoder", ["--variants", "foo"], "invalid choice: 'foo'"),
         ("sparse_vae_synthetic", ["--rhos", "0", "1"], "every rho must satisfy |rho| < 1"),
+        ("sparse_vae_synthetic", ["--n", "1"], "argument --n: must be >= 2"),
+        ("sparse_vae_synthetic", ["--seeds", "0"], "argument --seeds: must be >= 1"),
     ],
 )
 def test_a_bad_argument_is_a_usage_error_before_any_file(
