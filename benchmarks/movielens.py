@@ -176,6 +176,19 @@ def sparse_vae_spec(
     return ModelSpec(label, make, hidden=hidden)
 
 
+def vae_spec(
+    label: str, hidden: tuple[int, ...] = HIDDEN, beta: float = 1.0, kl_warmup: int = 0
+) -> ModelSpec:
+    """The study's VAE (a beta-VAE for ``beta != 1``), its network named once."""
+
+    def make(G, a):
+        return _gfa().VAE(
+            G, K, beta=beta, hidden=hidden, likelihood="multinomial", kl_warmup=kl_warmup
+        )
+
+    return ModelSpec(label, make, hidden=hidden)
+
+
 MODELS: dict[str, ModelSpec] = {
     "sparse_vae": sparse_vae_spec("Sparse VAE", HIDDEN),
     # diagnostic: the spike-and-slab lasso 10 times weaker than the library default
@@ -204,28 +217,11 @@ MODELS: dict[str, ModelSpec] = {
     "sparse_vae_1x100_ssl1000": sparse_vae_spec(
         "Sparse VAE (1 x 100, library-default prior, KL annealing)", SMALL, anneal=True
     ),
-    "vae": ModelSpec(
-        "VAE", lambda G, a: _gfa().VAE(G, K, beta=1.0, hidden=HIDDEN, likelihood="multinomial")
-    ),
-    "vae_1x100": ModelSpec(
-        "VAE (1 x 100)",
-        lambda G, a: _gfa().VAE(G, K, beta=1.0, hidden=SMALL, likelihood="multinomial"),
-        hidden=SMALL,
-    ),
-    "vae_kl": ModelSpec(
-        "VAE (KL annealing)",
-        lambda G, a: _gfa().VAE(
-            G, K, beta=1.0, hidden=HIDDEN, likelihood="multinomial", kl_warmup=20
-        ),
-    ),
-    "beta_vae2": ModelSpec(
-        "beta-VAE (beta = 2)",
-        lambda G, a: _gfa().VAE(G, K, beta=2.0, hidden=HIDDEN, likelihood="multinomial"),
-    ),
-    "beta_vae4": ModelSpec(
-        "beta-VAE (beta = 4)",
-        lambda G, a: _gfa().VAE(G, K, beta=4.0, hidden=HIDDEN, likelihood="multinomial"),
-    ),
+    "vae": vae_spec("VAE"),
+    "vae_1x100": vae_spec("VAE (1 x 100)", hidden=SMALL),
+    "vae_kl": vae_spec("VAE (KL annealing)", kl_warmup=20),
+    "beta_vae2": vae_spec("beta-VAE (beta = 2)", beta=2.0),
+    "beta_vae4": vae_spec("beta-VAE (beta = 4)", beta=4.0),
     # the paper's sklearn NMF(alpha=1.0): L2 of weight 1 on both factors; scikit-learn >= 1.2
     # multiplies alpha_W by G and alpha_H by N, so that is alpha_W = 1/G, alpha_H = 1/N
     "nmf": ModelSpec(
