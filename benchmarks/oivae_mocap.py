@@ -446,7 +446,7 @@ def main(argv=None) -> list[dict]:
         if rows:
             recorded_settings(ap, args, out)
     else:  # rows are keyed by (model, n, seed): the rest must match
-        keep = SETTINGS if args.long_epochs > 0 else SETTINGS[:-1]
+        keep = [k for k in SETTINGS if k != "long_epochs" or args.long_epochs > 0]
         check_settings(out, {k: getattr(args, k) for k in keep})
         (out / "loadings").mkdir(parents=True, exist_ok=True)
 
