@@ -74,7 +74,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _settings import check_settings  # benchmarks/, the script's folder
+from _settings import check_settings, write_csv  # benchmarks/, the script's folder
 
 #: ``train_accuracy``: the classifier on the training cells it was fitted to; ``errors``: the
 #: misclassified held-out cells (row indices of the 3005 cells), to compare models cell by cell
@@ -391,7 +391,7 @@ def write_top_genes(out: Path, rows: list[dict]) -> None:
     earlier = out / "top_genes" / "earlier.md"
     keys = sorted(
         {(r["model"], r["input"], r["epochs"], r["seed"]) for r in rows},
-        key=lambda k: (int(k[3]), MODELS.index(k[0]), INPUTS.index(k[1]), -int(k[2] or 0)),
+        key=lambda k: (int(k[3]), *_table_order(k[:3])),
     )
     lines: list[str] = []
     for model, inp, ep, seed in keys:
@@ -450,12 +450,13 @@ def read_rows(out: Path) -> list[dict]:
 
 
 def write_split(out: Path, seed: int, rows: list[dict]) -> None:
-    path = out / f"split{seed}.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in FIELDS})
+    write_csv(out / f"split{seed}.csv", rows, FIELDS)
+
+
+def _table_order(key: tuple[str, str, str]) -> tuple:
+    """Sort key of a (model, input, epochs) setting: the order of the tables."""
+    model, inp, epochs = key
+    return MODELS.index(model), INPUTS.index(inp), -int(epochs or 0)
 
 
 def by_setting(rows: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
@@ -463,8 +464,7 @@ def by_setting(rows: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["input"], r["epochs"]), []).append(r)
-    order = sorted(groups, key=lambda k: (MODELS.index(k[0]), INPUTS.index(k[1]), -int(k[2] or 0)))
-    return {k: groups[k] for k in order}
+    return {k: groups[k] for k in sorted(groups, key=_table_order)}
 
 
 def raw_by_seed(rows: list[dict], model: str) -> dict[str, dict]:
