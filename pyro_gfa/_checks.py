@@ -6,6 +6,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 
 def check_int(value: Any, name: str, minimum: int = 1) -> int:
     """``value`` as an ``int >= minimum``, or a ``ValueError`` naming ``name``.
@@ -20,6 +22,14 @@ def check_int(value: Any, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is ``True`` or ``False`` (numpy's too), or a ``ValueError`` naming
+    ``name``: a string such as ``"False"`` is truthy and would silently mean ``True``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
 
 
 def check_seed(seed: Any) -> int | None:

@@ -40,7 +40,8 @@ consecutive columns, e.g. [3, 3, 2]. Without a groups file every column is its o
 
 The output folder receives:
   model.zip          the fitted model (load it with pyro_gfa.load("model.zip"))
-  loadings.csv       strength of every factor on every group (rows) and latent (columns)
+  loadings.csv       strength of every factor on every group (rows) and latent (columns);
+                     for sparsevae, the signed mask entry of every feature
   top_factors.csv    the strongest groups of every factor
   variance_explained.csv
                      R^2 of every group (rows) per latent and in all ("total"), on the
@@ -263,6 +264,12 @@ def _read_data(args):
             " label column with --index-col"
         )
     df.columns = [str(c) for c in df.columns]
+    limit = np.finfo(np.float32).max  # the cast below would make them infinite
+    big = [c for c in df.columns if (df[c].abs() > limit).any()]
+    if big:
+        _fail(
+            f"columns {big[:5]} of {args.data} have values beyond the float32 range ({limit:.3g})"
+        )
     return df.astype(np.float32)
 
 
@@ -495,9 +502,15 @@ def cmd_fit(args) -> int:
             msg += "; try --standardize"  # no step size matters before the first step
         elif isinstance(e, FloatingPointError):
             msg += "; try a smaller --lr or --sparse-lr"
-            # fit saves its last good epoch to the checkpoint, if an epoch completed
-            if args.checkpoint_every and model.module is not None:
-                msg += f" (the last good epoch is saved in {out / 'model.zip'})"
+        if model.history_:  # the model kept its last completed epoch: keep it for the user
+            import pandas as pd
+
+            model.save(out / "model.zip")
+            pd.DataFrame(model.history_).to_csv(out / "history.csv", index=False)
+            msg += (
+                f" (the model of the last completed epoch, {len(model.history_)}, and its"
+                f" history are saved in {out}/)"
+            )
         _fail(msg)
     fit_s = time.perf_counter() - t0
     if model.interrupted_ and not model.history_:

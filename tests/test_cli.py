@@ -230,20 +230,24 @@ def test_ctrl_c_keeps_the_results_and_exits_130(csv, capsys, fail_at_step):
     assert len(gfa.load(out / "model.zip").history_) == 2
 
 
+@pytest.mark.parametrize("checkpoint", [[], ["--checkpoint-every", "1"]])
 @pytest.mark.parametrize("step, saved", [(1, False), (2 * 4 + 1, True)])
-def test_a_diverged_fit_names_the_checkpoint_only_when_an_epoch_is_in_it(
-    csv, capsys, fail_at_step, step, saved
+def test_a_diverged_fit_saves_its_last_completed_epoch_when_there_is_one(
+    csv, capsys, fail_at_step, step, saved, checkpoint
 ):
     fail_at_step(step, FloatingPointError("the objective is not finite"))
     out = csv / f"diverged{step}"
     args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "-k", "2"]
-    args += ["--epochs", "5", "--batch-size", "32", "--checkpoint-every", "1", "-q"]
+    args += ["--epochs", "5", "--batch-size", "32", "-q", *checkpoint]
     with pytest.raises(SystemExit):
         main(args + ["--no-plots", "--out", str(out)])
     err = capsys.readouterr().err
     assert "try a smaller --lr" in err
-    assert ("the last good epoch is saved in" in err) is saved
+    assert ("the last completed epoch, 2, and its history are saved" in err) is saved
     assert (out / "model.zip").exists() is saved
+    if saved:
+        assert len(gfa.load(out / "model.zip").history_) == 2
+        assert len(pd.read_csv(out / "history.csv")) == 2
 
 
 def test_data_that_overflow_the_first_step_get_told_to_standardize(tmp_path, capsys):
@@ -271,3 +275,11 @@ def test_a_csv_with_a_header_and_no_rows_is_reported(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--data", str(tmp_path / "h.csv"), "--out", str(tmp_path / "o")])
     assert "has no data rows" in capsys.readouterr().err
+
+
+def test_values_beyond_float32_are_named_by_column(tmp_path, capsys):
+    (tmp_path / "big.csv").write_text("a,b\n1,2\n3,1e40\n")
+    for extra in ([], ["--standardize"]):  # not reported as NaN after the cast
+        with pytest.raises(SystemExit):
+            main(["fit", "--data", str(tmp_path / "big.csv"), "--out", str(tmp_path / "o"), *extra])
+        assert "columns ['b'] of" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""factVAE and JMVAE+: product of experts, masks, missing data, imputation (paper 003)."""
+"""factVAE and JMVAE+ (Ainsworth, Foti and Fox 2018): product of experts, masks, missing data,
+imputation."""
 
 from __future__ import annotations
 
@@ -232,6 +233,13 @@ def test_partly_missing_group_is_rejected():
         gfa.FactVAE(gfa.data.quadrant_groups(), latent_dim=2).fit(X, epochs=1, progress=False)
 
 
+def test_groups_that_do_not_cover_the_columns_are_named():
+    X, _, _ = gfa.data.make_quadrant_bars(20)  # 64 columns
+    m = gfa.FactVAE([16, 16, 16], latent_dim=2)
+    with pytest.raises(ValueError, match="64 columns but the model expects 48 .its 3 groups"):
+        m.fit(X, epochs=1, progress=False)
+
+
 def test_oivae_rejects_nan_and_points_to_factvae():
     X, _, _ = gfa.data.make_quadrant_bars(20)
     X[2, 5] = np.nan
@@ -356,6 +364,7 @@ def test_restarts_with_missing_groups():
         (dict(group_dropout=float("nan")), "group_dropout"),
         (dict(sigma_init=-1.0), "sigma_init"),
         (dict(p=np.float64(2)), "p must"),
+        (dict(theta_prior=1), "theta_prior must be True or False"),
     ],
 )
 def test_bad_hyperparameters_fail_in_the_constructor(kwargs, match):

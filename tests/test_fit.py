@@ -182,12 +182,17 @@ def test_continued_fits_draw_afresh_and_repeat_exactly(data, monkeypatch):
         ({"eval_every": 0}, "eval_every must be an integer >= 1"),
         ({"checkpoint_every": True}, "checkpoint_every must be an integer"),
         ({"patience": 3}, "patience needs validation_data"),
+        ({"sparse_momentum": 1.0}, r"sparse_momentum must be in \[0, 1\), got 1.0"),
+        ({"sparse_momentum": "x"}, "sparse_momentum must be in"),
+        ({"progress": "no"}, "progress must be True or False, got 'no'"),
+        ({"restore_best": 1}, "restore_best must be True or False"),
+        ({"callback": 5}, "callback must be callable"),
     ],
 )
 def test_bad_fit_options_fail_before_training(data, option, match):
     for m in (_model(), gfa.SparseVAE(data.shape[1], 2, hidden=(4,))):
         with pytest.raises(ValueError, match=match):
-            m.fit(data, progress=False, **option)
+            m.fit(data, **{"progress": False, **option})
         assert m.module is None
 
 

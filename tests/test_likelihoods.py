@@ -100,6 +100,9 @@ def test_count_vae_samples_rows_of_the_training_size_or_the_given_totals(tmp_pat
     [
         (np.array([[1.0, -1.0], [2.0, 0.0]]), "non-negative"),
         (np.array([[1.0, 0.5], [2.0, 0.0]]), "integer"),
+        # a fraction float32 would round away, and a count it cannot hold exactly
+        (np.array([[1.0, 1e7 + 0.25], [2.0, 0.0]]), r"integer counts; X\[0, 1\] = 10000000.25"),
+        (np.array([[1.0, 2.0**24 + 1], [2.0, 0.0]]), "up to 2\\*\\*24"),
     ],
 )
 def test_count_likelihoods_reject_bad_counts(X, msg):

@@ -40,6 +40,12 @@ def test_errors():
         NMF(2).fit(-np.ones((5, 3)))
     with pytest.raises(ValueError, match="integer counts"):
         LDA(2).fit(np.full((5, 3), 0.5))
+    big = np.full((5, 3), 3.0)
+    big[2, 1] = 1e5 + 0.004  # a fraction a tolerance would pass
+    with pytest.raises(ValueError, match=r"integer counts; X\[2, 1\]"):
+        LDA(2).fit(big)
+    big[2, 1] = 2.0**25  # scikit-learn computes in float64: no float32 limit
+    LDA(2).fit(big)
     with pytest.raises(RuntimeError, match="not fitted"):
         NMF(2).transform(np.ones((2, 3)))
     with pytest.raises(ValueError, match="latent_dim"):

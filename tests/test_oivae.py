@@ -229,7 +229,7 @@ def test_bad_data():
     bad[3, 1] = np.inf
     with pytest.raises(ValueError, match="NaN or infinite"):
         m.fit(bad, epochs=1, progress=False)
-    with pytest.raises(ValueError, match="5 columns but the model expects 4"):
+    with pytest.raises(ValueError, match="5 columns but the model expects 4 .its 2 groups cover 4"):
         m.fit(np.zeros((3, 5)), epochs=1, progress=False)
     with pytest.raises(RuntimeError, match="not fitted"):
         m.transform(X)
@@ -344,6 +344,7 @@ def test_warm_start_continues_a_loaded_checkpoint(tmp_path):
         (dict(p=2.0), "p must"),
         (dict(sigma_init=float("inf")), "sigma_init"),
         (dict(sigma_init="x"), "sigma_init"),
+        (dict(theta_prior="False"), "theta_prior must be True or False"),
     ],
 )
 def test_bad_hyperparameters_fail_in_the_constructor(kwargs, match):

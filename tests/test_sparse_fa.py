@@ -187,9 +187,12 @@ def test_errors():
         ({"max_iter": -1}, "max_iter must be an integer >= 0"),
         ({"sweeps": 0}, "sweeps must be an integer >= 1"),
         ({"tol": float("nan")}, "tol must be >= 0"),
+        ({"tol": "1e-3"}, "tol must be >= 0 and finite, got '1e-3'"),
     ]:
         with pytest.raises((TypeError, ValueError), match=match):
             SparseFA(3).fit(X, progress=False, **option)
+    with pytest.raises(ValueError, match="progress must be True or False"):
+        SparseFA(3).fit(X, progress="False")
     with pytest.raises(ValueError, match="latent_dim must be an integer >= 1, got True"):
         SparseFA(True)
     m = SparseFA(3).fit(X, max_iter=5, progress=False)

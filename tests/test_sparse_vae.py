@@ -361,6 +361,9 @@ def test_code_information_is_measured_against_the_prior_marginals():
         (dict(w_init=float("nan")), "w_init"),
         (dict(max_elements=0), "max_elements"),
         (dict(prior_cov=np.full((2, 2), np.nan)), "prior_cov"),
+        (dict(mask="False"), "mask must be True or False, got 'False'"),  # truthy
+        (dict(normalize_first=0), "normalize_first must be True or False"),
+        (dict(theta_prior=None), "theta_prior must be True or False"),
     ],
 )
 def test_bad_hyperparameters_fail_in_the_constructor(kwargs, match):

@@ -95,6 +95,13 @@ class Groups:
             out[ix] = g
         return out
 
+    def coverage(self) -> str:
+        """Where a model's column count comes from, for its wrong-shape messages."""
+        return (
+            f" (its {self.n_groups} groups cover {self.n_features} columns; every column of"
+            " the data must be in exactly one group)"
+        )
+
     @classmethod
     def from_spec(
         cls,

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_float, check_int
+from .._checks import check_bool, check_float, check_int
 from ..data.groups import Groups
 from ..inference import elbo_rows, expected_log_lik_rows, log_likelihood_rows, train
 from ..priors import NoPrior, Prior, cell_norms
@@ -195,13 +195,15 @@ def check_matrix(
     dtype: type = np.float32,
     names: Sequence[str] | None = None,
     columns: str = "features",
+    note: str = "",
 ) -> np.ndarray:
     """Validate a data matrix and return it as a ``dtype`` (default float32) ndarray.
 
     Accepts numpy arrays, torch tensors and pandas DataFrames. With ``allow_nan`` NaN
     marks missing values (infinite values are still rejected). With ``names`` (the columns
     seen by ``fit``) a DataFrame or AnnData must have exactly these columns in this order.
-    ``columns`` names what the columns are in the messages (``"factors"`` for codes).
+    ``columns`` names what the columns are in the messages (``"factors"`` for codes);
+    ``note`` is added to the message of a wrong column count (where the count comes from).
     """
     if names is not None:
         check_names(feature_names_of(X), names, name)
@@ -245,7 +247,9 @@ def check_matrix(
     if X.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
     if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"{name} has {X.shape[1]} columns but the model expects {n_features}")
+        raise ValueError(
+            f"{name} has {X.shape[1]} columns but the model expects {n_features}{note}"
+        )
     if allow_nan:
         if np.isinf(X).any():
             r, c = np.argwhere(np.isinf(X))[0]
@@ -828,6 +832,17 @@ class Estimator(NamedUnits):
         for value, name in [(lr, "lr"), (sparse_lr, "sparse_lr"), (std_throttle, "std_throttle")]:
             if value is not None:
                 check_float(value, name)
+        if sparse_momentum is not None:
+            check_float(sparse_momentum, "sparse_momentum", 0.0, 1.0, allow_low=True)
+        for value, name in [
+            (progress, "progress"),
+            (restore_best, "restore_best"),
+            (pyro_elbo, "pyro_elbo"),
+            (warm_start, "warm_start"),
+        ]:
+            check_bool(value, name)
+        if callback is not None and not callable(callback):
+            raise ValueError(f"callback must be callable(epoch, record), got {callback!r}")
         if patience is not None and validation_data is None:
             raise ValueError("patience needs validation_data (held-out rows to watch)")
         if n_restarts > 1 and (validation_data is not None or checkpoint is not None):

@@ -1,4 +1,5 @@
-"""factVAE: sparse VAE for multi-aspect data with missing groups (paper 003), and JMVAE+.
+"""factVAE (Ainsworth, Foti and Fox 2018): sparse VAE for multi-aspect data with missing groups,
+and JMVAE+.
 
 Generative model (the oi-VAE's), for groups ``g = 1..G`` of sizes ``d_g``::
 
@@ -60,7 +61,7 @@ from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
 from torch import nn
 
-from .._checks import check_float, check_int
+from .._checks import check_bool, check_float, check_int
 from ..data.groups import Groups
 from ..priors import GroupLasso, NoPrior, Prior, cell_norms
 from .base import Estimator, GFAModule, check_matrix, seeded
@@ -99,8 +100,8 @@ def product_of_experts(
     -------
     mean, precision : Tensor
         ``(..., K)``: ``Lambda = 1 + sum_g Lambda_g`` and ``mu = Lambda^-1 sum_g Lambda_g mu_g``
-        over the experts in ``mask`` (paper 003, footnote 2). Experts outside ``mask`` do not
-        reach the result, not even as NaN.
+        over the experts in ``mask`` (Ainsworth, Foti and Fox 2018, footnote 2). Experts
+        outside ``mask`` do not reach the result, not even as NaN.
     """
     m = mask.unsqueeze(-1)
     zero = precision.new_zeros(())
@@ -501,7 +502,8 @@ class FactVAE(Estimator):
         Prior on the stacked columns ``Phi^(g)[:, k] = [W^(g)[:, k]; V^(g)[k, :]]``
         (default ``GroupLasso(1.0)``; ``NoPrior()`` for ``lam = 0``).
     combine
-        ``"poe"`` (factVAE) or ``"mixture"`` (JMVAE+, see :class:`JMVAEPlus`).
+        ``"poe"`` (factVAE) or ``"mixture"`` (JMVAE+, see :class:`JMVAEPlus`); ``None``
+        (default): the class's own, ``"poe"`` here and ``"mixture"`` for JMVAE+.
     p
         Rows of each ``W^(g)`` (inputs of each generator).
     generator_hidden, encoder_hidden
@@ -569,7 +571,7 @@ class FactVAE(Estimator):
         self.group_dropout = check_float(group_dropout, "group_dropout", 0.0, 1.0, allow_low=True)
         self.precision_baseline = check_float(precision_baseline, "precision_baseline")
         self.sigma_init = check_float(sigma_init, "sigma_init")
-        self.theta_prior = theta_prior
+        self.theta_prior = check_bool(theta_prior, "theta_prior")
         self.groups = Groups.from_spec(groups, n_features)
         self.n_features = self.groups.n_features
 
@@ -595,7 +597,13 @@ class FactVAE(Estimator):
     # -- data checks ---------------------------------------------------------------------
     def _check(self, X) -> np.ndarray:
         """Float32 ``X``; NaN allowed only for whole groups; every row needs one."""
-        X = check_matrix(X, self.n_features, allow_nan=True, names=self._expected_names())
+        X = check_matrix(
+            X,
+            self.n_features,
+            allow_nan=True,
+            names=self._expected_names(),
+            note=self.groups.coverage(),
+        )
         nan = np.isnan(X)
         for name, ix in zip(self.groups.names, self.groups.index):
             k = nan[:, ix].sum(1)
@@ -752,8 +760,8 @@ class FactVAE(Estimator):
 
 
 class JMVAEPlus(FactVAE):
-    """JMVAE+ (paper 003, section 3): the factVAE with a uniform mixture of the single-group
-    posteriors instead of the product of experts. Default prior: ``NoPrior()``.
+    """JMVAE+ (Ainsworth, Foti and Fox 2018, section 3): the factVAE with a uniform mixture of
+    the single-group posteriors instead of the product of experts. Default prior: ``NoPrior()``.
 
     Same parameters and methods as :class:`FactVAE` (``combine`` is ``"mixture"``).
     """

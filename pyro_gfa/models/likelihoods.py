@@ -307,17 +307,27 @@ class BernoulliLikelihood(Likelihood):
         return torch.sigmoid(out)
 
 
-def check_counts(X: np.ndarray, name: str) -> None:
-    """Raise ``ValueError`` unless ``X`` holds non-negative integers."""
+#: the largest integer up to which every integer is exact in float32, the models' dtype
+MAX_EXACT_COUNT = 2**24
+
+
+def check_counts(X: np.ndarray, who: str, float32: bool = True) -> None:
+    """Raise ``ValueError`` naming ``who`` unless ``X`` holds non-negative integers, and with
+    ``float32`` ones that float32 holds exactly (check before the cast, which rounds)."""
     if (X < 0).any():
         r, c = np.argwhere(X < 0)[0]
-        raise ValueError(
-            f"the {name} likelihood needs non-negative counts; X[{r}, {c}] = {X[r, c]}"
-        )
+        raise ValueError(f"{who} needs non-negative counts; X[{r}, {c}] = {X[r, c]}")
     frac = X != np.round(X)
     if frac.any():
         r, c = np.argwhere(frac)[0]
-        raise ValueError(f"the {name} likelihood needs integer counts; X[{r}, {c}] = {X[r, c]}")
+        raise ValueError(f"{who} needs integer counts; X[{r}, {c}] = {float(X[r, c])!r}")
+    big = X > (MAX_EXACT_COUNT if float32 else np.inf)
+    if big.any():
+        r, c = np.argwhere(big)[0]
+        raise ValueError(
+            f"{who} needs counts up to 2**24 = {MAX_EXACT_COUNT} (float32 rounds larger"
+            f" ones); X[{r}, {c}] = {X[r, c]:.0f}"
+        )
 
 
 class _CountComposition(Likelihood):
@@ -384,7 +394,7 @@ class MultinomialLikelihood(_CountComposition):
     name = "multinomial"
 
     def check(self, X):
-        check_counts(X, self.name)
+        check_counts(X, "the multinomial likelihood")
 
     def dist(self, out, x=None):
         return MultinomialCounts(out, total_count=None if x is None else x.sum(-1))
@@ -415,7 +425,7 @@ class NegativeBinomialLikelihood(_CountComposition):
         return {"n_features": self.n_features}
 
     def check(self, X):
-        check_counts(X, "negative binomial")
+        check_counts(X, "the negative binomial likelihood")
 
     def _nb(self, out: torch.Tensor, total: torch.Tensor) -> TorchDistribution:
         # a row of total 0 has mean ~0, so its zeros score ~0 nats (log(0) would give NaN)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._checks import check_int
 from .base import NamedUnits, check_matrix, check_other_fit_options, feature_names_of
+from .likelihoods import check_counts
 
 
 class _Linear(NamedUnits):
@@ -22,10 +23,11 @@ class _Linear(NamedUnits):
         self.estimator_ = None
 
     def _check(self, X, fitting: bool = False) -> np.ndarray:
+        # float64, as scikit-learn computes (float32 would round large counts first)
         if fitting:  # a refit may have other columns
-            X = check_matrix(X, None)
+            X = check_matrix(X, None, dtype=np.float64)
         else:
-            X = check_matrix(X, self.n_features, names=self.feature_names_)
+            X = check_matrix(X, self.n_features, names=self.feature_names_, dtype=np.float64)
         if (X < 0).any():
             raise ValueError(
                 f"{type(self).__name__} needs non-negative data; X has negative values"
@@ -102,8 +104,7 @@ class LDA(_Linear):
 
     def _check(self, X, fitting: bool = False) -> np.ndarray:
         X = super()._check(X, fitting)
-        if not np.allclose(X, np.round(X)):
-            raise ValueError("LDA needs integer counts; X has non-integer values")
+        check_counts(X, "LDA", float32=False)
         return X
 
     def _make(self, seed):

@@ -25,7 +25,7 @@ import torch
 from pyro import poutine
 from torch import nn
 
-from .._checks import check_float, check_int
+from .._checks import check_bool, check_float, check_int
 from ..data.groups import Groups
 from ..priors import GroupLasso, Prior
 from .base import Estimator, GFAModule, check_matrix
@@ -204,7 +204,7 @@ class OIVAE(Estimator):
         self.encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
         self.groups = Groups.from_spec(groups, n_features)
         self.n_features = self.groups.n_features
-        self.theta_prior = theta_prior
+        self.theta_prior = check_bool(theta_prior, "theta_prior")
 
     def _build_module(self) -> OIVAEModule:
         return OIVAEModule(
@@ -223,7 +223,9 @@ class OIVAE(Estimator):
         # The oi-VAE's single encoder needs every column; point users with missing groups
         # to the factVAE (same generators, per-group encoders).
         try:
-            return check_matrix(X, self.n_features, names=self._expected_names())
+            return check_matrix(
+                X, self.n_features, names=self._expected_names(), note=self.groups.coverage()
+            )
         except ValueError as e:
             if "NaN" not in str(e):
                 raise

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import check_float, check_int
+from .._checks import check_bool, check_float, check_int
 from ..priors import Lasso, NoPrior, SpikeSlabLasso
 from .base import NamedUnits, check_matrix, check_other_fit_options, feature_names_of, seeded
 
@@ -229,8 +229,8 @@ class SparseFA(NamedUnits):
         check_other_fit_options("SparseFA", _ignored)
         check_int(max_iter, "max_iter", 0)
         check_int(sweeps, "sweeps")
-        if not tol >= 0:
-            raise ValueError(f"tol must be >= 0, got {tol!r}")
+        check_float(tol, "tol", allow_low=True)
+        check_bool(progress, "progress")
         names = feature_names_of(X)
         X = check_matrix(X, None, dtype=np.float64)  # EM in float64 from the user's values
         N, G = X.shape

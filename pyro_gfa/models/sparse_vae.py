@@ -1,4 +1,4 @@
-"""Sparse VAE: identifiable deep generative factor model via sparse decoding (paper 004).
+"""Sparse VAE: identifiable deep generative factor model via sparse decoding (Moran et al. 2023).
 
 Generative model, for features ``j = 1..G``::
 
@@ -70,7 +70,7 @@ from pyro import poutine
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .._checks import check_float, check_int
+from .._checks import check_bool, check_float, check_int
 from ..metrics import AnchorReport, anchor_report
 from ..priors import NoPrior, Prior
 from ..priors.ssl import SpikeSlabLasso
@@ -528,7 +528,7 @@ class SparseVAE(Estimator):
             encoder_hidden = check_widths(encoder_hidden, "encoder_hidden")
         self.encoder_hidden = encoder_hidden
         self.likelihood = make_likelihood(likelihood, self.n_features)
-        self.mask = bool(mask)
+        self.mask = check_bool(mask, "mask")
         if isinstance(prior_cov, str):
             if prior_cov != "learn":
                 raise ValueError(f"prior_cov must be None, 'learn' or a matrix, got {prior_cov!r}")
@@ -547,16 +547,17 @@ class SparseVAE(Estimator):
         self.em_warmup = check_int(em_warmup, "em_warmup", 0)
         self.kl_warmup = check_int(kl_warmup, "kl_warmup", 0)
         self.max_elements = check_int(max_elements, "max_elements")
-        self.theta_prior = bool(theta_prior)
-        self.normalize_first = bool(normalize_first)
+        self.theta_prior = check_bool(theta_prior, "theta_prior")
+        self.normalize_first = check_bool(normalize_first, "normalize_first")
         self.w_init = check_float(w_init, "w_init", allow_low=True)
         self._fit_data: np.ndarray | None = None
         self._steps_per_epoch = 1
 
     def _check(self, X) -> np.ndarray:
-        X = check_matrix(X, self.n_features, names=self._expected_names())
+        # checked before the cast to float32, which would round fractions of large counts
+        X = check_matrix(X, self.n_features, names=self._expected_names(), dtype=np.float64)
         self.likelihood.check(X)
-        return X
+        return check_matrix(X, self.n_features)  # float32, refusing values beyond its range
 
     def _build_module(self) -> SparseVAEModule:
         lik = copy.deepcopy(self.likelihood)
