@@ -1,4 +1,4 @@
-"""factVAE on motion capture (paper 003, section 4.2: Table 1 shape and Fig. 3).
+"""factVAE on motion capture (Ainsworth, Foti and Fox 2018, section 4.2: Table 1 shape and Fig. 3).
 
 Data: the 15 humanoid clips of ``pybullet_data`` (``pip install pybullet==3.2.7``), 40 pose
 columns (root rotation and 12 joints; the root position is left out), grouped into core /
@@ -47,7 +47,7 @@ from pyro_gfa.data.mocap import load_mocap  # noqa: E402
 
 TEST_CLIP = "walk"
 MODELS = ("JMVAE+", "lambda=0", "lambda=1")
-PAPER = {  # Table 1 of paper 003 (CMU walking trials), held-out log-likelihood
+PAPER = {  # Table 1 of Ainsworth, Foti and Fox 2018 (CMU walking trials), held-out log-likelihood
     "JMVAE+": {1: -620, 2: -166, 5: -77, 10: 54},
     "lambda=0": {1: -600, 2: -117, 5: -21, 10: 89},
     "lambda=1": {1: -555, 2: 9, 5: -13, 10: 83},

@@ -1,4 +1,4 @@
-"""factVAE on bars by quadrants (paper 003, section 4.1, Fig. 2).
+"""factVAE on bars by quadrants (Ainsworth, Foti and Fox 2018, section 4.1, Fig. 2).
 
 8 x 8 images; every pixel row is active (0.5) independently with probability 0.5, noise sd
 0.05; the four quadrants are the groups. Each quadrant of a training image is missing with

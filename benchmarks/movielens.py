@@ -1,4 +1,4 @@
-"""MovieLens 100K: held-out NLL, Recall@5 and NDCG@10 with fold-in (paper 004, Table 1a).
+"""MovieLens 100K: held-out NLL, Recall@5 and NDCG@10 with fold-in (Moran et al. 2023, Table 1a).
 
 Protocol (Sparse VAE paper, appendix C.1 and Table 6, evaluated as in Liang et al. 2018):
 
@@ -247,7 +247,7 @@ MODELS: dict[str, ModelSpec] = {
 }
 DEFAULT_MODELS = ("sparse_vae", "vae", "beta_vae2", "beta_vae4", "nmf", "popularity")
 
-#: paper 004, Table 1a (MovieLens 25M subsample, N = 100,000 users, G = 300): mean (sd)
+#: Moran et al. 2023, Table 1a (MovieLens 25M subsample, N = 100,000 users, G = 300): mean (sd)
 PAPER = {
     "sparse_vae": ((170.9, 2.1), (0.98, 0.002), (0.98, 0.003)),
     "vae": ((175.9, 2.4), (0.97, 0.001), (0.96, 0.001)),

@@ -1,7 +1,7 @@
-"""Held-out NLL and top words on news articles: Sparse VAE vs VAE vs NMF vs LDA (paper 004,
+"""Held-out NLL and top words on news articles: Sparse VAE vs VAE vs NMF vs LDA (Moran et al. 2023,
 Table 1b, Table 3b, Table 5, Table 6; the text half of issue #7).
 
-Protocol (paper 004 appendix C.1, C.3 and Table 6, on the packaged news corpus instead of
+Protocol (Moran et al. 2023 appendix C.1, C.3 and Table 6, on the packaged news corpus instead of
 PeerRead, which does not ship with any package here):
 
 - Data: :func:`pyro_gfa.data.load_news` with ``n_words=500``: 3824 English news articles
@@ -260,7 +260,7 @@ MODELS: dict[str, Spec] = {
     "unigram": Spec("Unigram (no factors)", lambda s, a: Unigram()),
 }
 
-#: paper 004 Table 1b (PeerRead abstracts, held-out NLL, mean (sd) over 5 splits)
+#: Moran et al. 2023, Table 1b (PeerRead abstracts, held-out NLL, mean (sd) over 5 splits)
 PAPER_T1B = {
     "Sparse VAE": "245.0 (2.0)",
     "VAE": "252.6 (1.4)",
@@ -269,7 +269,7 @@ PAPER_T1B = {
     "VSC": "252.9 (2.0)",
     "NMF": "267.2 (1.0)",
 }
-#: paper 004 Table 6: runtime per split, PeerRead (all of a split's fits, GPU)
+#: Moran et al. 2023, Table 6: runtime per split, PeerRead (all of a split's fits, GPU)
 PAPER_RUNTIME = "GPU (TITAN Xp), 20 min per split"
 
 

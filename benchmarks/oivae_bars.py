@@ -1,4 +1,4 @@
-"""The oi-VAE bars experiment (paper 000, appendix A; Fig. 2(c, d), Fig. 8 and Table 3).
+"""The oi-VAE bars experiment (Ainsworth et al. 2018, appendix A; Fig. 2(c, d), Fig. 8 and Table 3).
 
 2,048 training and 2,048 test images of 8 x 8 pixels, one row at 0.5, noise sd 0.05;
 groups = rows, p = 1, linear generators, linear encoder, Adam 1e-2 on the networks, proximal
@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 import pyro_gfa as gfa  # noqa: E402
 
-PAPER = {  # Table 3 of paper 000 (K = 16): train / test log-likelihood per image
+PAPER = {  # Table 3 of Ainsworth et al. 2018 (K = 16): train / test log-likelihood per image
     1.0: (99.9325, 100.1394),
     0.0: (95.0687, 95.4285),
 }

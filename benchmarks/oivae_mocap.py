@@ -1,4 +1,4 @@
-"""oi-VAE vs VAE on motion capture, joints as groups (paper 000, section 6.2 and appendix B).
+"""oi-VAE vs VAE on motion capture, joints as groups (Ainsworth et al. 2018, section 6.2, app. B).
 
 Shape of the paper's Table 2 (held-out log-likelihood of the oi-VAE and a VAE as the number of
 training trials grows) and Table 1 (the 3 joints each latent loads most).
@@ -78,7 +78,7 @@ MODELS = ("oi-VAE", "VAE")
 #: ablation (``--models oi-VAE,VAE,VAE+theta``): the VAE with the oi-VAE's N(0, I) prior on
 #: the generator weights, so that only the grouping and the group lasso differ
 ABLATIONS = ("VAE+theta",)
-#: Table 2 of paper 000 (CMU subject 7, test walk trial 11), held-out log-likelihood
+#: Table 2 of Ainsworth et al. 2018 (CMU subject 7, test walk trial 11), held-out log-likelihood
 PAPER_T2 = {
     "VAE (K = 16)": {1: -3518, 2: -251, 5: 18, 10: 114},
     "oi-VAE (K = 16)": {1: -3550, 2: -188, 5: 31, 10: 108},

@@ -1,5 +1,7 @@
-"""The synthetic data set on which a single Sparse VAE fit loses a true factor (rho = 0.8,
-seed 3 of ``sparse_vae_synthetic.py``), under the settings tried against it.
+"""Sparse VAE fits, under several settings, of the synthetic data where one fit loses a factor.
+
+The data: rho = 0.8, seed 3 of ``sparse_vae_synthetic.py``, on which a single Sparse VAE fit
+loses a true factor; the rows are the settings tried against it.
 
 For each setting: the number of non-empty columns of ``W``, the support F-score, how many
 true factors are recovered (``factors_recovered`` on 1000 held-out rows) and the mean

@@ -1,4 +1,4 @@
-"""Sparse VAE vs VAE on the synthetic study of paper 004 (section 2.2, Fig. 3, appendix C.4).
+"""Sparse VAE vs VAE on the synthetic study of Moran et al. 2023 (section 2.2, Fig. 3, app. C.4).
 
 For every factor correlation ``rho`` and seed: ``N = 1000`` training rows and ``1000``
 held-out rows (``make_sparse_vae_data``, seeds ``s`` and ``10000 + s``), ``G = 7``,

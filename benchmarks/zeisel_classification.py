@@ -1,4 +1,4 @@
-"""Cell classes of the Zeisel data from unsupervised factors (paper 004, Table 4).
+"""Cell classes of the Zeisel data from unsupervised factors (Moran et al. 2023, Table 4).
 
 Protocol (appendix C.1, C.3, Table 6 of the Sparse VAE paper, made held-out-clean):
 
@@ -129,7 +129,7 @@ NETS = {
 
 #: published / reference accuracies to compare with
 REFERENCE = {
-    "paper 004 Table 4": {
+    "Moran et al. 2023, Table 4": {
         "Sparse VAE": 0.95,
         "VAE": 0.94,
         "NMF": 0.91,

@@ -576,7 +576,7 @@ def dci(
 
 
 # ---------------------------------------------------------------------------------------------
-# identifiability (anchor features) and factor recovery -- Sparse VAE, paper 004
+# identifiability (anchor features) and factor recovery -- Sparse VAE, Moran et al. 2023
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AnchorReport:

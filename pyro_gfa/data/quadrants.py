@@ -1,4 +1,4 @@
-"""Bars by quadrants: the synthetic data of the factVAE paper (paper 003, section 4.1)."""
+"""Bars by quadrants: the synthetic data of the factVAE paper (Ainsworth, Foti, Fox 2018, 4.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Synthetic data of the Sparse VAE study (Moran et al., paper 004, section 2.2 and 4).
+"""Synthetic data of the Sparse VAE study (Moran et al. 2023, section 2.2 and 4).
 
 Two correlated latent factors generate seven features through a sparse, nonlinear map::
 

@@ -1,6 +1,6 @@
 """Variational sparse coding (VSC; Tonolini, Jensen and Murray-Smith 2020).
 
-The baseline of the Sparse VAE paper (paper 004) that puts sparsity on the *codes* rather
+The baseline of the Sparse VAE paper (Moran et al. 2023) that puts sparsity on the *codes* rather
 than on the factor-to-feature map. On the Sparse VAE's networks (dense decoder, no mask)::
 
     z_ik ~ (1 - alpha) delta_0 + alpha N(0, 1)                  spike-and-slab prior
@@ -196,7 +196,7 @@ class VSC(VAE):
     n_features, latent_dim, hidden, likelihood
         As for :class:`~pyro_gfa.models.sparse_vae.SparseVAE`.
     slab_prob
-        Prior probability ``alpha`` that a code is active (0.01 in paper 004's Table 6).
+        Prior probability ``alpha`` that a code is active (0.01 in Table 6 of Moran et al. 2023).
     temperature
         ``c`` of the relaxed selection used while training.
     warmup

@@ -1,6 +1,6 @@
 """Spike-and-slab lasso (Rockova & George 2018) on the cells of a ``(G, p, K)`` matrix.
 
-Hierarchy (Sparse VAE, paper 004, eq. 2-4)::
+Hierarchy (Sparse VAE, Moran et al. 2023, eq. 2-4)::
 
     eta_k ~ Beta(a, b),   gamma_gk ~ Bernoulli(eta_k),
     w_gk | gamma_gk ~ gamma_gk psi_1(w_gk) + (1 - gamma_gk) psi_0(w_gk),
