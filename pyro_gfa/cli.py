@@ -324,6 +324,9 @@ def _extra(args) -> dict:
         if "=" not in item:
             _fail(f"--set needs NAME=VALUE, got {item!r}")
         k, v = item.split("=", 1)
+        python = {"True": "true", "False": "false", "None": "null"}
+        if v.strip() in python:  # else the string "False", which is truthy
+            _fail(f"--set values are JSON: write {k}={python[v.strip()]}, not {item}")
         try:
             out[k.strip().replace("-", "_")] = json.loads(v)
         except json.JSONDecodeError:

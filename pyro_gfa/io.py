@@ -149,6 +149,8 @@ def groups_from(
                 or (isinstance(cols, tuple) and cols in lookup)
             )
             for c in [cols] if one else list(cols):
+                if isinstance(c, (bool, np.bool_)):  # True == 1 would pick column 1
+                    raise ValueError(f"group {g!r}: column {c!r} is not a column name or position")
                 if isinstance(c, (int, np.integer)) and int_labels:
                     raise ValueError(
                         f"group {g!r}: column {c!r} is ambiguous, the DataFrame's column labels"

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._checks import check_float
+from ._checks import check_float, check_seed
 
 __all__ = [
     "AnchorReport",
@@ -515,8 +515,8 @@ def dci(
         raise ValueError(f"z and factors need the same number of rows, got {n} and {f.shape[0]}")
     if c.shape[1] == 0 or f.shape[1] == 0:
         raise ValueError("z and factors need at least one column each")
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    check_float(test_size, "test_size", 0.0, 1.0)
+    check_seed(seed)
     n_test = int(round(test_size * n))
     n_train = n - n_test
     if n_test < 2 or n_train < 2:

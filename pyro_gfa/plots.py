@@ -414,7 +414,12 @@ def _as_matrix(model: Any, X: Any) -> np.ndarray:
 
 def _montage(rows: Sequence[np.ndarray], image_shape: tuple[int, int], pad: int = 1):
     """Tile rows of flattened images: one row of tiles per array in ``rows``."""
-    h, w = image_shape
+    h, w = (check_int(v, "image_shape") for v in image_shape)
+    if h * w != rows[0].shape[1]:
+        raise ValueError(
+            f"image_shape {tuple(image_shape)} holds {h * w} values but the rows have"
+            f" {rows[0].shape[1]} columns"
+        )
     n = rows[0].shape[0]
     canvas = np.full((len(rows) * (h + pad) - pad, n * (w + pad) - pad), np.nan)
     for r, arr in enumerate(rows):

@@ -94,6 +94,8 @@ def test_every_column_its_own_group_and_set_option(csv):
     [
         (["--groups", "missing.json"], "no groups file"),
         (["--set", "nonsense=1"], "has no argument"),
+        (["--set", "theta_prior=False"], "write theta_prior=false, not theta_prior=False"),
+        (["--set", 'theta_prior="no"'], "theta_prior must be True or False, got 'no'"),
         (["--patience", "3"], "needs held-out rows"),
         (["--val-fraction", "0.001"], "leaves 0 held-out and 120 training rows"),
         (["--prior", "ssl", "--lam", "3"], "--lam is the rate of --prior lasso or group-lasso"),

@@ -44,6 +44,8 @@ def test_group_mapping_by_position_and_mixed():
     assert g.sizes.tolist() == [3, 2, 1]
     with pytest.raises(ValueError, match="unknown column"):
         gfa.io.groups_from(df, {"A": ["nope"], "B": ["b1"]})
+    with pytest.raises(ValueError, match="column True is not a column name or position"):
+        gfa.io.groups_from(df, {"A": [True, "a1"], "rest": ["a3", "b1", "b2", 5]})
     with pytest.raises(ValueError, match="no group specification"):
         gfa.io.groups_from(df)
     with pytest.raises(ValueError, match=r"X must be 2-d \(rows x columns\), got shape \(6,\)"):

@@ -204,6 +204,20 @@ def test_sample_needs_a_count(data):
             m.sample(n)
 
 
+def test_seeds_and_sample_counts_of_the_evaluations_are_checked(data):
+    m = _model().fit(data, epochs=1, progress=False)
+    for call in (m.elbo, m.expected_log_lik, m.log_likelihood):
+        for n in (True, 1.5, 0):
+            with pytest.raises(ValueError, match="num_samples must be an integer >= 1"):
+                call(data, num_samples=n)
+        with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+            call(data, seed=-1)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got 1.5"):
+        m.sample(3, seed=1.5)
+    with pytest.raises(TypeError, match="validation_data: X must be a numeric"):
+        _model().fit(data, epochs=1, progress=False, validation_data=np.full((2, 8), "a"))
+
+
 def test_columns_other_than_those_seen_by_fit_are_refused(data):
     cols = [f"c{j}" for j in range(data.shape[1])]
     df = pd.DataFrame(data, columns=cols)

@@ -158,8 +158,9 @@ def test_make_likelihood_names():
     assert isinstance(make_likelihood("bernoulli", 3), BernoulliLikelihood)
     assert isinstance(make_likelihood("multinomial", 3), MultinomialLikelihood)
     assert isinstance(make_likelihood("negative_binomial", 3), NegativeBinomialLikelihood)
-    with pytest.raises(ValueError, match="likelihood must be"):
-        make_likelihood("poisson", 3)
+    for bad in ("poisson", ["gaussian"]):
+        with pytest.raises(ValueError, match="likelihood must be"):
+            make_likelihood(bad, 3)
 
 
 def test_bad_likelihood_settings_fail_at_construction():
@@ -167,6 +168,10 @@ def test_bad_likelihood_settings_fail_at_construction():
         gfa.SparseVAE(7, 2, likelihood=GaussianLikelihood(5))
     with pytest.raises(ValueError, match="built for 5 features"):
         gfa.VAE(7, 2, likelihood=NegativeBinomialLikelihood(5))
+    for cls in (GaussianLikelihood, NegativeBinomialLikelihood):
+        for bad in (0, -1, 2.5):
+            with pytest.raises(ValueError, match="n_features must be an integer >= 1"):
+                cls(bad)
     for bad in (-0.3, 0.0, float("nan"), "data-sd"):
         with pytest.raises(ValueError, match="sigma_init"):
             GaussianLikelihood(3, sigma_init=bad)

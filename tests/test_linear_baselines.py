@@ -50,6 +50,12 @@ def test_errors():
         NMF(2).transform(np.ones((2, 3)))
     with pytest.raises(ValueError, match="latent_dim"):
         NMF(0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'foo'"):
+        LDA(2, foo=1)  # at construction, not at fit
+    with pytest.raises(TypeError, match=r"sets n_components \(use latent_dim\)"):
+        NMF(2, n_components=5)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        NMF(2).fit(np.ones((5, 3)), seed=1.5)
 
 
 @pytest.mark.parametrize("cls", [NMF, LDA])

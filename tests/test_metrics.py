@@ -261,6 +261,10 @@ def test_dci_input_checks(factors):
         dci(factors, factors, regressor="forest")
     with pytest.warns(UserWarning, match="noisy"):
         dci(factors[:100], factors[:100], regressor="lasso")
+    with pytest.raises(ValueError, match=r"test_size must be in \(0, 1\), got '0.2'"):
+        dci(factors, factors, test_size="0.2")
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
+        dci(factors, factors, seed=-1)
 
 
 def test_support_f1_rejects_a_matching_that_uses_a_column_twice():

@@ -192,6 +192,11 @@ def test_models_without_a_history_or_samples_say_so():
         (lambda m, X: plots.plot_top_units(m, max_factors=-1), "max_factors must be an integer"),
         (lambda m, X: plots.top_units(m, k=2.5), r"k must be an integer >= 1, got 2.5"),
         (lambda m, X: plots.plot_factor_graph(m, min_share=-1), r"min_share must be in \[0, 1\]"),
+        (
+            lambda m, X: plots.plot_reconstructions(m, X, image_shape=(5, 5)),
+            r"image_shape \(5, 5\) holds 25 values but the rows have 64 columns",
+        ),
+        (lambda m, X: plots.plot_samples(m, X, image_shape=(8, 8.0)), "image_shape must be"),
     ],
 )
 def test_bad_counts_are_refused(fitted, call, match):

@@ -67,6 +67,9 @@ def test_quantile_normalize_ties_and_given_reference():
     np.testing.assert_allclose(Xn[1], [6.0, 0.0, 4.0, 2.0])
     with pytest.raises(ValueError):
         real.quantile_normalize(X, reference=np.zeros(3))
+    X[1, 2] = np.nan  # a rank of NaN is meaningless: refused, not passed on as NaN
+    with pytest.raises(ValueError, match=r"NaN or infinite values \(first at row 1, column 2\)"):
+        real.quantile_normalize(X)
 
 
 def test_most_variable_genes():

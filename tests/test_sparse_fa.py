@@ -202,6 +202,8 @@ def test_errors():
         m.save("unused.zip")
     with pytest.raises(ValueError, match="n must be an integer >= 0"):
         m.sample(-1)
+    with pytest.raises(TypeError, match="num_sample"):
+        m.log_likelihood(X, num_sample=3)  # misspelt: not silently ignored
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(m)).transform(X), m.transform(X))
 
 

@@ -129,6 +129,8 @@ def test_loss_with_a_prior_covariance():
     check_loss(mod, [torch.as_tensor(X)])
     with pytest.raises(ValueError, match="positive definite"):
         gfa.SparseVAE(4, 2, prior_cov=[[1.0, 2.0], [2.0, 1.0]])
+    with pytest.raises(TypeError, match="prior_cov must be a numeric"):
+        gfa.SparseVAE(4, 2, prior_cov=[[1, "a"], ["a", 1]])
 
 
 def test_learned_prior_correlation():

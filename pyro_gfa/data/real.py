@@ -341,10 +341,18 @@ def quantile_reference(X: np.ndarray) -> np.ndarray:
     ndarray, shape (D,), float64
         ``mean_i sort(X[i])`` (ascending).
     """
+    return np.sort(_finite_matrix(X), axis=1).mean(axis=0)
+
+
+def _finite_matrix(X) -> np.ndarray:
+    """``X`` as a 2-d float64 array without NaN or infinite values (ranks need them)."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-d, got shape {X.shape}")
-    return np.sort(X, axis=1).mean(axis=0)
+    if not np.isfinite(X).all():
+        r, c = np.argwhere(~np.isfinite(X))[0]
+        raise ValueError(f"X has NaN or infinite values (first at row {r}, column {c})")
+    return X
 
 
 def quantile_normalize(X: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
@@ -368,9 +376,7 @@ def quantile_normalize(X: np.ndarray, reference: np.ndarray | None = None) -> np
     -------
     ndarray, shape (N, D), float32
     """
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-d, got shape {X.shape}")
+    X = _finite_matrix(X)
     ref = quantile_reference(X) if reference is None else np.asarray(reference, np.float64)
     if ref.shape != (X.shape[1],):
         raise ValueError(f"reference has shape {ref.shape}, expected ({X.shape[1]},)")

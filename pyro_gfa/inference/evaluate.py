@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import torch
 from pyro import poutine
 
+from .._checks import check_int
+
 if TYPE_CHECKING:  # models.base imports this module
     from ..models.base import GFAModule
 
@@ -66,8 +68,7 @@ def replicated_traces(
     guide_trace, model_trace : pyro.poutine.Trace
         A trace of the guide on ``args``, and of the model replayed on it.
     """
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    check_int(num_samples, "num_samples")
     n = tensors[0].shape[0]
     rows_per = max(1, chunk_rows // num_samples)
     for b in range(0, n, rows_per):

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_bool, check_float, check_int
+from .._checks import check_bool, check_float, check_int, check_seed
 from ..data.groups import Groups
 from ..inference import elbo_rows, expected_log_lik_rows, log_likelihood_rows, train
 from ..priors import NoPrior, Prior, cell_norms
@@ -173,7 +173,7 @@ def seeded(seed: int | None, device: torch.device) -> Iterator[None]:
         The device of the block. The CPU's RNG is seeded, and a CUDA ``device``'s too;
         no other device's RNG is touched.
     """
-    if seed is None:
+    if check_seed(seed) is None:
         yield
         return
     devices = [device] if device.type == "cuda" else []
@@ -454,8 +454,8 @@ class EarlyStopping:
             raise ValueError(f"every must be >= 1, got {every}")
         try:  # fail now, not at the first evaluation epochs into the fit
             estimator._check(X_val)
-        except ValueError as err:
-            raise ValueError(f"validation_data: {err}") from None
+        except (ValueError, TypeError) as err:  # the message names X: say which data
+            raise type(err)(f"validation_data: {err}") from None
         self.estimator = estimator
         self.X_val = X_val
         self.patience, self.every, self.num_samples = patience, every, num_samples

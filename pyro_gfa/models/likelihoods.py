@@ -26,7 +26,7 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 from torch import nn
 
-from .._checks import check_float
+from .._checks import check_float, check_int
 
 __all__ = [
     "BernoulliLikelihood",
@@ -217,6 +217,7 @@ class GaussianLikelihood(Likelihood):
         sigma_init: str | float = 0.3,
     ):
         super().__init__()
+        self.n_features = check_int(n_features, "n_features")
         self.nu = check_float(nu, "nu", allow_low=True)
         self.xi = None if xi is None else check_float(xi, "xi")
         if isinstance(sigma_init, str):
@@ -227,15 +228,14 @@ class GaussianLikelihood(Likelihood):
                 )
         else:
             sigma_init = check_float(sigma_init, "sigma_init")
-        self.n_features = n_features
         self.sigma_init = sigma_init
         # the xi in use (NaN until setup when xi is None; unused without the prior): a
         # buffer, so a saved model keeps it
         unset = 0.0 if self.nu == 0 else math.nan
         self.register_buffer("xi_", torch.tensor(unset if xi is None else float(xi)))
-        self.log_sigma = nn.Parameter(torch.zeros(n_features))
-        self.register_buffer("loc", torch.zeros(n_features))
-        self.register_buffer("scale", torch.ones(n_features))
+        self.log_sigma = nn.Parameter(torch.zeros(self.n_features))
+        self.register_buffer("loc", torch.zeros(self.n_features))
+        self.register_buffer("scale", torch.ones(self.n_features))
 
     def _config(self):
         return {
@@ -418,8 +418,8 @@ class NegativeBinomialLikelihood(_CountComposition):
 
     def __init__(self, n_features: int):
         super().__init__()
-        self.n_features = n_features
-        self.log_theta = nn.Parameter(torch.zeros(n_features))
+        self.n_features = check_int(n_features, "n_features")
+        self.log_theta = nn.Parameter(torch.zeros(self.n_features))
 
     def _config(self):
         return {"n_features": self.n_features}
@@ -498,7 +498,7 @@ def make_likelihood(spec: str | Likelihood, n_features: int) -> Likelihood:
         "negative_binomial": NegativeBinomialLikelihood,
         "nb": NegativeBinomialLikelihood,
     }
-    if spec not in table:
+    if not isinstance(spec, str) or spec not in table:
         raise ValueError(
             "likelihood must be 'gaussian', 'bernoulli', 'multinomial' or"
             f" 'negative_binomial', got {spec!r}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_int
+from .._checks import check_int, check_seed
 from .base import NamedUnits, check_matrix, check_other_fit_options, feature_names_of
 from .likelihoods import check_counts
 
@@ -19,8 +19,13 @@ class _Linear(NamedUnits):
 
     def __init__(self, latent_dim: int, **kwargs):
         self.latent_dim = check_int(latent_dim, "latent_dim")
+        ours = {"n_components": "latent_dim", "random_state": "fit(seed=...)"}
+        taken = [f"{k} (use {ours[k]})" for k in kwargs if k in ours]
+        if taken:
+            raise TypeError(f"{type(self).__name__} sets {', '.join(taken)} itself")
         self.kwargs = kwargs
         self.estimator_ = None
+        self._make(None)  # scikit-learn refuses an unknown option now, not at fit
 
     def _check(self, X, fitting: bool = False) -> np.ndarray:
         # float64, as scikit-learn computes (float32 would round large counts first)
@@ -44,6 +49,7 @@ class _Linear(NamedUnits):
         models' ``fit`` are accepted and ignored, so the same call fits every model (a name
         their ``fit`` does not take raises ``TypeError``)."""
         check_other_fit_options(type(self).__name__, _ignored)
+        check_seed(seed)
         names = feature_names_of(X)
         X = self._check(X, fitting=True)  # a refit may have other columns
         estimator = self._make(seed).fit(X)  # a failure leaves the earlier fit as it was

@@ -357,7 +357,7 @@ class SparseFA(NamedUnits):
             e = torch.randn(n, self.n_features, dtype=self.W_.dtype) * self.psi_.sqrt()
         return self.mean_ + ((z @ self.W_.T + e) * self.scale_).numpy()
 
-    def log_likelihood(self, X, **_ignored) -> np.ndarray:
+    def log_likelihood(self, X, num_samples: int = 100, seed: int | None = 0) -> np.ndarray:
         """``(N,)`` exact marginal log-likelihood ``log N(x; mu, W W^T + diag(psi))`` of each
         row, in the units of ``X``. The deep models' ``num_samples`` and ``seed`` are
         accepted and ignored (nothing is sampled)."""

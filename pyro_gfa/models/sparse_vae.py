@@ -533,15 +533,13 @@ class SparseVAE(Estimator):
             if prior_cov != "learn":
                 raise ValueError(f"prior_cov must be None, 'learn' or a matrix, got {prior_cov!r}")
         elif prior_cov is not None:
-            cov = torch.as_tensor(np.asarray(prior_cov), dtype=torch.float32)
+            cov = torch.from_numpy(
+                check_matrix(prior_cov, self.latent_dim, name="prior_cov", columns="factors")
+            )
             if cov.shape != (self.latent_dim, self.latent_dim):
                 raise ValueError(f"prior_cov must be {self.latent_dim} x {self.latent_dim}")
-            if (
-                not torch.isfinite(cov).all()
-                or not torch.allclose(cov, cov.T)
-                or torch.linalg.eigvalsh(cov).min() <= 0
-            ):
-                raise ValueError("prior_cov must be a finite symmetric positive definite matrix")
+            if not torch.allclose(cov, cov.T) or torch.linalg.eigvalsh(cov).min() <= 0:
+                raise ValueError("prior_cov must be a symmetric positive definite matrix")
             prior_cov = cov
         self.prior_cov = prior_cov
         self.em_warmup = check_int(em_warmup, "em_warmup", 0)
