@@ -117,6 +117,36 @@ def test_zero_cell_means_no_information_from_that_group():
     assert (prec[:, 1, :2] > 0).all()
 
 
+@pytest.mark.parametrize("combine", ["poe", "mixture"])
+def test_posterior_is_the_closed_form_of_the_experts_with_std_multiplier_and_min_std(combine):
+    """factVAE: N(mu, (1 + sum_g Lambda_g)^-1/2 * mult + min_std) with mu the precision-weighted
+    mean; JMVAE+: components N(Lambda_g mu_g / (1 + Lambda_g), (1 + Lambda_g)^-1/2 * mult +
+    min_std), each expert times the prior, mixed uniformly over the mask."""
+    m, groups = _module(combine=combine)
+    m.eval()
+    m.std_multiplier, m.min_std = 0.5, 0.01
+    x, obs = _batch(groups, n=6)
+    with torch.no_grad():
+        loc, prec = m.experts(x)
+        q = m.posterior(x, obs)
+    loc, prec = loc.double(), prec.double()
+    assert (prec > 0.1).any()  # precisions away from 0 (and 1 + prec away from 1)
+    for i in range(6):
+        g = obs[i]
+        if combine == "poe":
+            lam = 1.0 + prec[i, g].sum(0)
+            _close(q.base_dist.loc[i].double(), (prec[i, g] * loc[i, g]).sum(0) / lam)
+            _close(q.base_dist.scale[i].double(), 0.5 / lam.sqrt() + 0.01)
+        else:
+            lam = 1.0 + prec[i]
+            means, sds = prec[i] * loc[i] / lam, 0.5 / lam.sqrt() + 0.01
+            _close(q.locs[i].double(), means)
+            _close(q.scales[i].double(), sds)
+            _close(q.mean[i].double(), means[g].mean(0))
+            spread = (means[g] - means[g].mean(0)) ** 2
+            _close(q.variance[i].double(), (sds[g] ** 2 + spread).mean(0))
+
+
 def test_mixture_entropy_can_grow_but_poe_not():
     """JMVAE+'s mixture gets wider when a group that disagrees is added (paper, sec. 3)."""
     locs = torch.tensor([[[-3.0, 0.0], [3.0, 0.0]]])
@@ -170,6 +200,18 @@ def test_encoder_dropout_keeps_a_subset_of_observed_and_at_least_one():
     assert keep.sum() < obs.sum()
     m.eval()
     assert torch.equal(m.encoder_mask(obs), obs)
+
+
+def test_encoder_dropout_drops_groups_at_the_given_rate():
+    """With every group observed, each is kept with probability 1 - group_dropout = 0.8 (plus
+    the rare rescue of an all-dropped row: 0.2^4 / 4 = 4e-4)."""
+    m, groups = _module(dropout=0.2)
+    m.train()
+    obs = torch.ones(5000, groups.n_groups, dtype=torch.bool)
+    torch.manual_seed(0)
+    frac = m.encoder_mask(obs).float().mean().item()
+    sd = math.sqrt(0.8 * 0.2 / obs.numel())  # binomial sd of the kept fraction, about 0.003
+    assert abs(frac - (0.8 + 0.2**4 / 4)) < 4 * sd, frac
 
 
 # -- masked groups contribute exactly nothing ----------------------------------------------

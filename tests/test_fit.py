@@ -355,3 +355,72 @@ def test_a_seeded_block_draws_torchs_seeded_stream_and_leaves_cuda_alone(monkeyp
     with seeded(3, torch.device("cpu")):
         assert torch.equal(torch.rand(3), want)
     assert torch.equal(torch.rand(1), after)
+
+
+class _GaussianMean(torch.nn.Module):
+    """The smallest module of the protocol: ``x_i ~ N(mu, I)`` with ``mu`` the sparse matrix
+    ``W`` (``(D, 1, 1)``) and no latent, so the objective is deterministic: the mean over the
+    batch of ``-log N(x_i; mu, I)``."""
+
+    std_multiplier, prior_weight = 1.0, 1.0
+
+    def __init__(self, mu):
+        super().__init__()
+        self.W = torch.nn.Parameter(torch.as_tensor(mu, dtype=torch.float32).reshape(-1, 1, 1))
+        self.prior = gfa.priors.NoPrior()
+        self.latent_dim = 1
+
+    def model(self, x):
+        import pyro
+        import pyro.distributions as dist
+        from pyro import poutine
+
+        with pyro.plate("data", x.shape[0]), poutine.scale(scale=1.0 / x.shape[0]):
+            pyro.sample("x", dist.Normal(self.W.reshape(-1), 1.0).to_event(1), obs=x)
+
+    def guide(self, x):
+        pass
+
+
+@pytest.mark.parametrize("batch_size", [64, 24, 100])
+def test_the_recorded_loss_is_the_mean_objective_per_row(batch_size):
+    # with a vanishing step W stays put, so every epoch's record is the full-data mean of
+    # -log N(x_i; mu, I), whatever the batches (64 rows in 1, 3 (24, 24, 16) or 1 step)
+    from pyro_gfa.inference import train
+
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+    mu = torch.tensor([0.5, -1.0, 2.0])
+    module = _GaussianMean(mu)
+    hist = train(module, [x], epochs=2, batch_size=batch_size, sparse_lr=1e-30, progress=False)
+    want = (0.5 * ((x - mu) ** 2).sum(1) + 1.5 * np.log(2 * np.pi)).mean().item()
+    assert [r["epoch"] for r in hist] == [0, 1]
+    for r in hist:
+        assert r["loss"] == pytest.approx(want, rel=1e-5)
+    torch.testing.assert_close(module.W.detach().reshape(-1), mu)
+
+
+def test_the_std_throttle_lasts_exactly_throttle_epochs():
+    # std_multiplier is std_throttle in epochs 0 .. throttle_epochs - 1 of the fit's
+    # history (continued fits go on counting), 1 afterwards and after the fit
+    from pyro_gfa.inference import train
+
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0))
+
+    def fit(module, epochs, throttle_epochs, history=None):
+        seen = []
+
+        def record(epoch, rec):
+            seen.append((epoch, module.std_multiplier))
+
+        train(
+            module, [x], epochs=epochs, batch_size=16, std_throttle=0.25,
+            throttle_epochs=throttle_epochs, progress=False, callback=record, history=history,
+        )  # fmt: skip
+        assert module.std_multiplier == 1.0  # reset after the fit
+        return seen
+
+    module, hist = _GaussianMean(torch.zeros(3)), []
+    assert fit(module, 2, 3, hist) == [(0, 0.25), (1, 0.25)]
+    assert fit(module, 3, 3, hist) == [(2, 0.25), (3, 1.0), (4, 1.0)]
+    assert fit(_GaussianMean(torch.zeros(3)), 2, 1) == [(0, 0.25), (1, 1.0)]
+    assert fit(_GaussianMean(torch.zeros(3)), 2, 0) == [(0, 1.0), (1, 1.0)]

@@ -125,3 +125,31 @@ def test_bad_hyperparameters(kw):
 def test_bad_hyperparameters_are_named(kw, name):
     with pytest.raises(ValueError, match=f"{name} must be > 0"):
         Horseshoe(**kw)
+
+
+def test_scales_stay_above_the_floor_on_zero_cells_of_several_entries():
+    # p = 5: a zero cell's tau roughly halves at every update (2 / (p/2 + 3/2) = 1/2), so
+    # without the floor it underflows to 0 and the joint density is no longer finite
+    W = torch.zeros(3, 5, 2)
+    W[0, :, 0] = 1.0
+    hs = Horseshoe()
+    hs.setup(W)
+    for _ in range(200):
+        hs.update(W)
+    assert (hs.tau >= Horseshoe.floor).all() and (hs.v >= Horseshoe.floor).all()
+    assert torch.isfinite(hs.log_factor(W))
+    assert hs.tau[0, 0] * hs.v[0] > hs.reference_scale**2  # the used cell keeps its scale
+
+
+def test_auxiliary_updates_use_their_own_hyperprior_scale():
+    # b_global != b_local: l_gk uses b_local, n_k uses b_global
+    W = torch.tensor([[[2.0]], [[0.0]]], dtype=torch.float64)
+    hs = Horseshoe(b_global=0.7, b_local=1.3)
+    hs.setup(W)
+    hs.update(W)
+    tau = torch.tensor([(4 / 2 + 1) / 2, (0 + 1) / 2], dtype=torch.float64)
+    v = (4 / (2 * 1.5) + 0 + 1) / (2 / 2 + 1.5)
+    torch.testing.assert_close(hs.tau.flatten(), tau)
+    assert hs.v.item() == pytest.approx(v)
+    torch.testing.assert_close(hs.aux_local.flatten(), (1 / tau + 1 / 1.3**2) / 2)
+    assert hs.aux_global.item() == pytest.approx((1 / v + 1 / 0.7**2) / 2)

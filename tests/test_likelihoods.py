@@ -246,3 +246,86 @@ def test_total_count_is_refused_where_unused_and_checked_where_used():
 def test_gaussian_hyperparameters_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GaussianLikelihood(3, **kwargs)
+
+
+def test_xi_calibration_falls_back_to_the_smallest_positive_variance():
+    from scipy.stats import chi2
+
+    # most columns constant: the 5% quantile of the variances is 0, so the smallest
+    # positive variance takes its place; with no positive variance, 1
+    rng = np.random.default_rng(0)
+    X = np.zeros((40, 10))
+    X[:, 7:] = rng.standard_normal((40, 3)) * [0.5, 2.0, 4.0]
+    vmin = X[:, 7:].var(axis=0, ddof=1).min()
+    assert calibrate_xi(X, nu=3.0) == pytest.approx(vmin * chi2.ppf(0.1, 3.0) / 3.0, rel=1e-9)
+    assert calibrate_xi(np.ones((5, 4)), nu=3.0) == pytest.approx(chi2.ppf(0.1, 3.0) / 3.0)
+
+
+def test_prior_mode_init_is_the_inverse_gamma_mode():
+    # sigma^2 ~ InverseGamma(nu/2, nu xi/2), whose mode is (nu xi/2) / (nu/2 + 1)
+    X = np.random.default_rng(0).normal(size=(30, 3)).astype(np.float32)
+    lik = GaussianLikelihood(3, nu=3.0, xi=0.2, sigma_init="prior_mode")
+    lik.setup(X)
+    mode = (1.5 * 0.2) / (1.5 + 1.0)
+    torch.testing.assert_close(lik.sigma() ** 2, torch.full((3,), mode))
+
+
+def test_gaussian_constant_column_gets_unit_scale():
+    # sd 0 would divide by zero in the standardisation and give log(0) as noise sd
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((30, 3)) * [1.0, 2.0, 0.5] + 3.0).astype(np.float32)
+    X[:, 1] = 5.0
+    lik = GaussianLikelihood(3)
+    lik.setup(X)
+    assert lik.scale[1].item() == 1.0 and lik.loc[1].item() == 5.0
+    x = torch.as_tensor(X)
+    z = lik.encoder_input(x)
+    assert torch.isfinite(z).all() and torch.all(z[:, 1] == 0)
+    assert torch.isfinite(lik.sigma()).all() and (lik.sigma() > 0).all()
+    assert torch.isfinite(lik.dist(z).log_prob(x)).all()
+
+
+def test_count_likelihoods_encode_log1p_counts():
+    x = torch.tensor([[0.0, 1.0, 9.0], [3.0, 0.0, 99.0]])
+    for lik in (MultinomialLikelihood(), NegativeBinomialLikelihood(3)):
+        torch.testing.assert_close(lik.encoder_input(x), torch.log1p(x))
+
+
+def test_mean_is_the_mean_of_the_distribution_for_every_likelihood():
+    rng = np.random.default_rng(0)
+    G = 4
+    Xg = (rng.standard_normal((50, G)) * [1.0, 2.0, 3.0, 0.5] + [4.0, -2.0, 1.0, 7.0]).astype(
+        np.float32
+    )
+    Xc = rng.poisson(4.0, size=(50, G)).astype(np.float32)
+    torch.manual_seed(0)
+    out = torch.randn(5, G)
+    x = torch.as_tensor(Xc[:5])  # rows whose totals the count likelihoods take
+    gauss = GaussianLikelihood(G)
+    gauss.setup(Xg)
+    assert not torch.allclose(gauss.scale, torch.ones(G))  # a non-trivial affine map
+    torch.testing.assert_close(gauss.mean(out), gauss.dist(out).mean)
+    bern = BernoulliLikelihood()
+    torch.testing.assert_close(bern.mean(out), bern.dist(out).mean)
+    torch.testing.assert_close(bern.mean(out), 1 / (1 + torch.exp(-out)))
+    multi = MultinomialLikelihood()
+    multi.setup(Xc)
+    torch.testing.assert_close(multi.mean(out, x), multi.dist(out, x).mean)
+    nb = NegativeBinomialLikelihood(G)
+    nb.setup(Xc)
+    with torch.no_grad():
+        nb.log_theta.copy_(torch.linspace(-1.0, 1.0, G))
+    torch.testing.assert_close(nb.mean(out, x), nb._nb(out, x.sum(-1)).mean)
+    for lik in (multi, nb):  # without rows: the composition
+        torch.testing.assert_close(lik.mean(out), torch.softmax(out, -1))
+
+
+def test_count_expected_values_scale_with_the_given_totals():
+    torch.manual_seed(0)
+    out = torch.randn(3, 4)
+    totals = torch.tensor([0.0, 7.0, 250.0])
+    for lik in (MultinomialLikelihood(), NegativeBinomialLikelihood(4)):
+        expect = totals[:, None] * torch.softmax(out, -1)
+        torch.testing.assert_close(lik.expected(out, totals), expect)
+        torch.testing.assert_close(lik.expected(out, 5), 5 * torch.softmax(out, -1))
+        torch.testing.assert_close(lik.expected(out), torch.softmax(out, -1))

@@ -351,3 +351,29 @@ def test_factors_recovered_rows_must_match():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="same number of rows, got 10 and 12"):
         factors_recovered(rng.random((10, 3)), rng.random((12, 2)))
+
+
+def test_factors_recovered_counts_a_monotone_nonlinear_code():
+    # exp(5 z) is a strictly increasing transform of z: rank correlation 1, though its
+    # Pearson correlation with z is far below the threshold (a heavy lognormal tail)
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((500, 2))
+    codes = np.c_[-(Z[:, 1] ** 3), np.exp(5.0 * Z[:, 0])]
+    assert abs(np.corrcoef(codes[:, 1], Z[:, 0])[0, 1]) < 0.7
+    assert factors_recovered(codes, Z).tolist() == [True, True]
+    # a non-monotone transform (z^2) is not a recovery
+    assert factors_recovered(np.c_[Z[:, 0] ** 2, Z[:, 1]], Z).tolist() == [False, True]
+
+
+@pytest.mark.parametrize("regressor", ["gbt", "lasso"])
+def test_dci_informativeness_does_not_depend_on_the_factors_units(factors, regressor):
+    # informativeness is the MSE of the standardised factor: shifting and scaling the true
+    # factors (mean 5, sd 3) changes nothing
+    z = factors + 0.5 * np.random.default_rng(3).standard_normal(factors.shape)
+    kwargs = {"n_estimators": 20} if regressor == "gbt" else {}
+    opts = dict(regressor=regressor, seed=1, regressor_kwargs=kwargs)
+    a = dci(z, factors, **opts)
+    b = dci(z, 5.0 + 3.0 * factors, **opts)
+    np.testing.assert_allclose(b.nmse_per_factor, a.nmse_per_factor, rtol=1e-6)
+    # noise of sd 0.5 on a unit factor: the best linear prediction leaves 0.2 of its variance
+    assert 0.1 < a.informativeness < 0.35

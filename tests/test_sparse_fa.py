@@ -1,3 +1,4 @@
+import math
 import pickle
 
 import numpy as np
@@ -6,7 +7,7 @@ import torch
 from sklearn.decomposition import FactorAnalysis
 
 from pyro_gfa import SparseFA
-from pyro_gfa.models.sparse_fa import e_step, m_step_loadings, moments
+from pyro_gfa.models.sparse_fa import e_step, m_step_loadings, moments, varimax
 from pyro_gfa.priors import Horseshoe, Lasso, NoPrior, SpikeSlabLasso
 
 # the fits here are cut short on purpose (speed); test_a_fit_cut_by_max_iter_says_so checks
@@ -274,3 +275,114 @@ def test_a_fit_cut_by_max_iter_says_so():
         warnings.simplefilter("error")
         m = SparseFA(3).fit(X, tol=1e-3, progress=False)
     assert m.n_iter_ < 300
+
+
+def _varimax_criterion(L):
+    """Kaiser's varimax criterion: the sum over columns of the variance of squared loadings."""
+    return (L**2).var(-2, correction=0).sum(-1)
+
+
+def test_varimax_is_the_best_rotation_of_two_factors_by_grid_search():
+    # with K = 2 every rotation is R(theta), and the criterion has period pi / 2 up to column
+    # signs and order: the best of a fine grid of angles is the varimax solution (quartimax,
+    # which maximises sum L^4 without the column means, gives another rotation here)
+    g = torch.Generator().manual_seed(2)
+    W = torch.randn(8, 2, generator=g, dtype=torch.float64)
+    L = varimax(W)
+    th = torch.linspace(0, math.pi / 2, 20001, dtype=torch.float64)[:-1]
+    c, s = th.cos(), th.sin()
+    R = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    rotated = W @ R
+    best = rotated[_varimax_criterion(rotated).argmax()]
+    if (best[:, [1, 0]] * L).sum(0).abs().sum() > (best * L).sum(0).abs().sum():
+        best = best[:, [1, 0]]
+    best = best * torch.sign((best * L).sum(0))
+    torch.testing.assert_close(L, best, rtol=0, atol=2e-3)  # grid step 8e-5 rad
+
+
+def test_varimax_is_an_orthogonal_rotation_at_a_stationary_point_of_its_criterion():
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    L = varimax(W)
+    R = torch.linalg.lstsq(W, L).solution  # L = W R with R orthogonal
+    torch.testing.assert_close(L, W @ R)
+    torch.testing.assert_close(R.T @ R, torch.eye(3, dtype=W.dtype))
+    # stationary on the rotations: L^T dV/dL is symmetric, dV/dL ~ L^3 - L mean(L^2)
+    A = L.T @ (L**3 - L * (L**2).mean(0))
+    assert (A - A.T).abs().max() < 1e-5 * A.abs().max()
+    # and no random rotation does better
+    Q = torch.linalg.qr(torch.randn(500, 3, 3, generator=g, dtype=W.dtype)).Q
+    assert (_varimax_criterion(W @ Q) <= _varimax_criterion(L) + 1e-12).all()
+
+
+def test_the_noise_floor_holds_when_a_feature_is_explained_exactly():
+    # column 1 is a copy of column 0: a factor can explain both exactly and maximum
+    # likelihood would take their noise variances to 0; the floor min_noise (in units of
+    # the global scale) keeps them there and the likelihood finite
+    X, _ = sparse_data(300)
+    X[:, 1] = X[:, 0]
+    for min_noise in (1e-3, 1e-2):
+        m = SparseFA(3, prior=NoPrior(), min_noise=min_noise).fit(X, max_iter=30, progress=False)
+        psi = m.noise_variance() / m.scale_**2
+        assert psi.min() >= min_noise * (1 - 1e-12)
+        np.testing.assert_allclose(psi[:2], min_noise)
+        assert np.isfinite(m.log_likelihood(X)).all()
+
+
+def _capture_m_steps(monkeypatch):
+    """Record the arguments of every M-step (and still run it)."""
+    from pyro_gfa.models import sparse_fa
+
+    real, seen = sparse_fa.m_step_loadings, []
+
+    def m_step(*args):
+        seen.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(sparse_fa, "m_step_loadings", m_step)
+    return seen
+
+
+def _kkt_residual(W, Szz, Sxz, psi, lam):
+    """Largest violation of the optimality conditions of the rows' weighted lasso
+    ``(w^T Szz w - 2 w^T s_j) / (2 psi_j) + lam |w|_1`` (0 at the minimiser)."""
+    grad, t, nz = W @ Szz - Sxz, psi[:, None] * lam, W != 0
+    on = (grad + t * torch.sign(W))[nz].abs()
+    off = (grad.abs() - t)[~nz].clamp_min(0)
+    return float(torch.cat([on, off]).max())
+
+
+def test_the_lasso_rate_enters_the_m_step(monkeypatch):
+    # after one EM iteration W is the M-step's solution of the weighted lasso with rate lam,
+    # so it satisfies that lasso's optimality conditions, with exact zeros
+    X, _ = sparse_data(300)
+    seen = _capture_m_steps(monkeypatch)
+    m = SparseFA(3, prior=Lasso(100.0)).fit(X, max_iter=1, sweeps=200, progress=False)
+    W0, Szz, Sxz, psi, _, _ = seen[0]
+    assert _kkt_residual(m.W_, Szz, Sxz, psi, 100.0) < 1e-10 * float(Sxz.abs().max())
+    assert (m.W_ == 0).sum() > 10 and (W0 != 0).all()
+    # a rate beyond every |s_j| / psi_j leaves no loading, none leaves no zero
+    assert (SparseFA(3, prior=Lasso(1e6)).fit(X, max_iter=2, progress=False).loadings() == 0).all()
+    assert (SparseFA(3, prior=NoPrior()).fit(X, max_iter=2, progress=False).loadings() != 0).all()
+
+
+def test_more_sweeps_solve_the_m_step_further(monkeypatch):
+    # one coordinate-descent sweep does not solve the M-step's lasso (Szz is not diagonal);
+    # 50 sweeps do, with a lower objective: the fit must pass sweeps on
+    X, _ = sparse_data(300)
+    seen = _capture_m_steps(monkeypatch)
+    fits = {
+        s: SparseFA(3, prior=Lasso(20.0)).fit(X, max_iter=1, sweeps=s, progress=False)
+        for s in (1, 50)
+    }
+    _, Szz, Sxz, psi, pen, _ = seen[0]
+    torch.testing.assert_close(seen[1][1], Szz)  # both fits start from the same E-step
+
+    def objective(W):
+        quad = ((W @ Szz) * W).sum(1) - 2 * (W * Sxz).sum(1)
+        return float((quad / (2 * psi) + (pen * W.abs()).sum(1)).sum())
+
+    tol = 1e-10 * float(Sxz.abs().max())
+    assert _kkt_residual(fits[50].W_, Szz, Sxz, psi, 20.0) < tol
+    assert _kkt_residual(fits[1].W_, Szz, Sxz, psi, 20.0) > 1e3 * tol
+    assert objective(fits[50].W_) < objective(fits[1].W_)

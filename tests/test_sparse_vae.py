@@ -83,6 +83,34 @@ def test_mask_zero_column_cuts_the_factor():
     assert a[0, 1] != b[0, 1]
 
 
+def test_decoder_matches_a_hand_written_reference():
+    """f(w_j (.) z)_j = v_j . relu(A relu(H1 (w_j (.) z)) + a) + c_j, H1 with unit-norm columns,
+    computed feature by feature in float64 numpy (the vectorised path and the loop share
+    first_weight and _trunk, so only an outside reference checks them)."""
+    torch.manual_seed(3)
+    dec = SparseDecoder(4, 3, hidden=(5, 4), normalize_first=True)
+    z = torch.randn(6, 3)
+    W = torch.randn(4, 3)
+    W[0, 1] = 0.0
+    H1 = dec.first.detach().double().numpy()
+    H1 = H1 / np.sqrt((H1**2).sum(0, keepdims=True))  # column k of the (H, K) weight: norm 1
+    A, a = dec.weights[0].detach().double().numpy(), dec.biases[0].detach().double().numpy()
+    V, c = dec.out_weight.detach().double().numpy(), dec.out_bias.detach().double().numpy()
+    zn, Wn = z.double().numpy(), W.double().numpy()
+    ref = np.empty((6, 4))
+    for i in range(6):
+        for j in range(4):
+            h = np.maximum(H1 @ (Wn[j] * zn[i]), 0.0)
+            h = np.maximum(A @ h + a, 0.0)
+            ref[i, j] = V[j] @ h + c[j]
+    with torch.no_grad():
+        np.testing.assert_allclose(dec(z, W).numpy(), ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(dec.forward_loop(z, W).numpy(), ref, rtol=1e-5, atol=1e-6)
+        # the property itself: unit-norm columns (H != K, so rows would differ)
+        norms = dec.first_weight().norm(dim=0).numpy()
+    np.testing.assert_allclose(norms, np.ones(3), rtol=1e-6)
+
+
 # ---------------------------------------------------------------------- model objective
 def _module(likelihood, X, prior=None, prior_cov=None, mask=True):
     m = gfa.SparseVAE(
@@ -131,6 +159,31 @@ def test_loss_with_a_prior_covariance():
         gfa.SparseVAE(4, 2, prior_cov=[[1.0, 2.0], [2.0, 1.0]])
     with pytest.raises(TypeError, match="prior_cov must be a numeric"):
         gfa.SparseVAE(4, 2, prior_cov=[[1, "a"], ["a", 1]])
+
+
+def test_theta_prior_is_the_standard_normal_log_density_of_the_decoder():
+    X = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    mod = _module("gaussian", X)
+    ref = sum(
+        torch.distributions.Normal(0.0, 1.0).log_prob(p).sum() for p in mod.decoder.parameters()
+    )
+    assert mod.theta_log_prob().item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_encoder_scale_is_multiplied_by_std_multiplier():
+    """scale = exp(clamp(log_s)) * std_multiplier + 1e-4 (the std throttle acts through it)."""
+    X = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    mod = _module("gaussian", X)
+    x = torch.as_tensor(X)
+    with torch.no_grad():
+        loc1, s1 = mod.encode(x)
+        mod.std_multiplier = 0.1
+        loc2, s2 = mod.encode(x)
+        mod.std_multiplier = 0.0
+        _, s0 = mod.encode(x)
+    assert torch.equal(loc2, loc1)  # the mean is untouched
+    np.testing.assert_allclose(s2.numpy(), 0.1 * (s1.numpy() - 1e-4) + 1e-4, rtol=1e-5)
+    np.testing.assert_allclose(s0.numpy(), 1e-4, rtol=1e-6)
 
 
 def test_learned_prior_correlation():
@@ -317,6 +370,15 @@ def test_a_fit_shorter_than_the_em_warm_up_says_w_is_not_sparse_yet():
     assert not m.support().all()
 
 
+def test_em_warm_up_counts_the_last_partial_batch_as_a_step():
+    """250 rows in batches of 100 are 3 steps an epoch, so em_warmup=2 epochs is 6 steps."""
+    X = np.random.default_rng(0).standard_normal((250, 5)).astype(np.float32)
+    m = gfa.SparseVAE(n_features=5, latent_dim=2, hidden=(4,), em_warmup=2)
+    with pytest.warns(UserWarning, match=r"\(3 of its 6 warm-up steps"):
+        m.fit(X, epochs=1, batch_size=100, progress=False)
+    assert m.module.prior.em_warmup_steps == 6 and int(m.module.prior.steps) == 3
+
+
 def test_a_collapsed_beta_vae_is_told_to_lower_beta():
     X = np.random.default_rng(0).standard_normal((100, 4)).astype(np.float32)  # no structure
     m = gfa.VAE(n_features=4, latent_dim=2, beta=50.0, hidden=(8,))
@@ -336,6 +398,19 @@ def test_modules_built_from_one_prior_object_do_not_share_its_state():
     assert a.prior.b_ == 10 and b.prior.b_ == 6
     assert a.prior.p_star.shape == (10, 3) and b.prior.p_star.shape == (6, 3)
     assert torch.isfinite(a.loss(torch.randn(5, 10)))
+
+
+def test_sample_draws_codes_with_the_prior_covariance(monkeypatch):
+    """sample() draws z ~ N(0, Sigma) = L eps; L^T L (here [[4.25, .25], [.25, .25]]) is not
+    Sigma for a non-diagonal Sigma, so the sample covariance tells them apart."""
+    cov = np.array([[4.0, 1.0], [1.0, 0.5]])
+    m = gfa.SparseVAE(3, 2, hidden=(4,), prior_cov=cov)
+    m.module = m._build_module()
+    monkeypatch.setattr(m.module, "sample_x", lambda z, total_count=None: z)  # expose z
+    z = m.sample(40_000, seed=0).astype(np.float64)
+    # sd of a sample covariance entry: sqrt((S_ik S_jk + S_ij^2) / n) <= 0.03 here
+    np.testing.assert_allclose(np.cov(z.T), cov, atol=0.1)
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=0.05)
 
 
 def test_code_information_is_measured_against_the_prior_marginals():

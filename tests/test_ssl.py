@@ -174,3 +174,42 @@ def test_every_setting_survives_save_and_load(tmp_path):
     loaded = gfa.load(m.save(tmp_path / "m.zip"))
     assert loaded.prior._config() == prior._config()
     assert loaded.prior.eta_init == 0.3 and loaded.prior.em_warmup_steps == 7
+
+
+def test_eta_update_stays_strictly_inside_the_unit_interval():
+    # a < 1 with no active cell, or a small b with every cell active, would put the raw
+    # update outside (0, 1), where log(eta) and log(1 - eta) are not finite
+    p = _prior(G=4, K=1, lambda0=10.0, lambda1=1.0, a=0.5, b=0.5)
+    none = p.eta_update(torch.zeros(4, 1))  # raw (0 - 0.5) / 3 < 0
+    every = p.eta_update(torch.ones(4, 1))  # raw (4 - 0.5) / 3 > 1
+    assert none.item() == pytest.approx(1e-6)
+    assert every.item() == pytest.approx(1.0 - 1e-6)
+    for eta in (none, every):
+        p.eta = eta
+        assert torch.isfinite(p.nonsmooth_log_prob(torch.zeros(4, 1, 1)))
+
+
+def test_a_zero_cell_is_never_in_the_support():
+    # lambda0 == lambda1: p* equals eta for every cell, so eta > 0.5 puts p* above 1/2
+    p = _prior(G=2, K=1, lambda0=2.0, lambda1=2.0, eta_init=0.8)
+    W = torch.tensor([[[0.3]], [[0.0]]])
+    assert p.inclusion_probability(W)[:, 0].tolist() == pytest.approx([0.8, 0.8])
+    assert p.support(W)[:, 0].tolist() == [True, False]
+
+
+def test_two_em_steps_from_eta_not_one_half_hand_values():
+    # each step: p* at the current eta, then eta from that p* (a = 1, b = G = 2)
+    p = _prior(G=2, K=1, lambda0=10.0, lambda1=1.0, eta_init=0.3)
+    W = torch.tensor([[[0.0]], [[0.5]]])
+
+    def p_star(eta, w):
+        slab = eta * 1.0 * math.exp(-1.0 * w)
+        return slab / (slab + (1 - eta) * 10.0 * math.exp(-10.0 * w))
+
+    eta = 0.3
+    for _ in range(2):
+        ps = [p_star(eta, 0.0), p_star(eta, 0.5)]
+        eta = sum(ps) / (1 + 2 + 2 - 2)
+        p.em_step(W)
+        assert p.p_star[:, 0].tolist() == pytest.approx(ps, rel=1e-5)
+        assert p.eta.item() == pytest.approx(eta, rel=1e-5)
