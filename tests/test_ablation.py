@@ -269,3 +269,48 @@ def test_a_summary_of_failed_runs_only_is_valid_markdown():
     text = ablation.summarise([{"setting": "{}", "label": "a", "seed": "0", "error": "E: boom"}])
     assert text.startswith("No run has finished.\n\nFailed runs (1)")
     assert "| {} | a | 0 | E: boom |" in text
+
+
+def test_summary_cells_are_mean_and_sample_sd_of_the_seeds():
+    rows = [
+        {"setting": '{"n": 1}', "label": "a", "seed": str(s), "test_mse": v, "error": ""}
+        for s, v in enumerate(["1", "2", "6"])
+    ]
+    # mean 3 (the median would be 2); sd with ddof 1: sqrt((4 + 1 + 9) / 2) = sqrt(7) = 2.6
+    text = ablation.summarise(rows)
+    assert text.splitlines()[0] == "| setting | run | test_mse |"
+    assert '| {"n": 1} | a | 3 ± 2.6 (3) |' in text
+
+
+def test_failed_runs_are_listed_by_numeric_seed_in_one_cell_each():
+    rows = [
+        {"setting": "{}", "label": "a", "seed": "10", "error": "E: late"},
+        {"setting": "{}", "label": "a", "seed": "2", "error": "E: a|b\nmore"},
+    ]
+    # seed 2 before seed 10 (not string order); a "|" or line break must not split the cell
+    assert ablation.summarise(rows).splitlines()[-2:] == [
+        "| {} | a | 2 | E: a\\|b more |",
+        "| {} | a | 10 | E: late |",
+    ]
+
+
+def test_a_runs_own_fit_settings_and_swept_data_values_win():
+    run = dict(CONFIG["runs"][0], fit={"epochs": 5})
+    data = {"name": "bars", "n": 128, "grid": {"n": [64, 32]}}
+    specs = ablation.expand(dict(CONFIG, seeds=[0], data=data, runs=[run]))
+    assert [s["fit"] for s in specs] == [{"epochs": 5, "batch_size": 64}] * 2
+    assert [s["data_params"] for s in specs] == [{"n": 64}, {"n": 32}]
+
+
+def test_a_shared_output_folder_reports_only_this_configs_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablation, "run_one", lambda spec, progress=False: {"test_mse": 1.0})
+    monkeypatch.setattr(ablation, "plot", lambda rows, out: None)  # the table is the point
+    one = dict(CONFIG, seeds=[0], data={"name": "bars"}, runs=[{"label": "A", "model": "oivae"}])
+    ablation.run_ablation(one, out=tmp_path, progress=False)
+    other = dict(one, runs=[{"label": "B", "model": "oivae"}])
+    rows = ablation.run_ablation(other, out=tmp_path, progress=False)
+    # runs.csv keeps both runs (either config resumes), the result and summary only B's
+    assert len(ablation._read(tmp_path / "runs.csv")) == 2
+    assert [r["label"] for r in rows] == ["B"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| B |" in summary and "| A |" not in summary

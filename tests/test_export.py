@@ -35,6 +35,7 @@ def test_groups_shapes_and_names(fitted):
     post = idata.posterior
     assert post["z"].dims == ("chain", "draw", "obs", "latent")
     assert post["z"].shape == (1, 7, 20, 3)
+    assert list(post["z"].coords["latent"].values) == ["z0", "z1", "z2"]  # as transform's
     assert post["W"].dims == ("chain", "draw", "group", "latent")
     assert list(post["W"].coords["group"].values) == [f"row{r}" for r in range(8)]
     assert list(post["obs"].values[:2]) == ["img0", "img1"]
@@ -96,6 +97,11 @@ def test_missing_groups_stay_missing_in_observed_data():
     np.testing.assert_array_equal(np.isnan(obs), np.isnan(X[:10]))
     np.testing.assert_array_equal(obs, X[:10])  # NaN compare equal here
     assert np.isfinite(idata.log_likelihood["x"].values).all()
+    # the missing entries are masked out of log p(x_i | z_s): the same draws (same seed and
+    # number) give the model's own E_q[log p(x | z)], which leaves them out
+    ell = m.expected_log_lik(X[:10], num_samples=2, seed=0)
+    ll = idata.log_likelihood["x"].values[0]
+    np.testing.assert_allclose(ll.mean(0), ell, rtol=1e-5)
 
 
 @pytest.mark.parametrize("likelihood", ["multinomial", "negative_binomial"])
@@ -122,6 +128,8 @@ def test_bad_arguments_are_refused(fitted):
     X = df.iloc[:5]
     with pytest.raises(ValueError, match="obs_names has 2 labels but X has 5 rows"):
         m.to_arviz(X, num_samples=2, obs_names=["a", "b"])
+    with pytest.raises(ValueError, match="obs_names has 6 labels but X has 5 rows"):
+        m.to_arviz(X, num_samples=2, obs_names=list("abcdef"))  # too many is an error too
     for bad in (0, -1, 2.5):
         with pytest.raises(ValueError, match="chunk_rows must be an integer >= 1"):
             m.to_arviz(X, num_samples=2, chunk_rows=bad)

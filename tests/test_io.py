@@ -47,6 +47,17 @@ def test_round_trip_identical(fitted, data, tmp_path, name):
     )
 
 
+def test_a_posterior_scaled_prior_weight_survives_the_round_trip(data, tmp_path):
+    # prior_scale="posterior" weights the prior by 1 / N_train, not the default 1: a loaded
+    # model must keep it, or its ELBO (and a continued fit) would weigh the prior N times more
+    m = gfa.OIVAE(groups=[32, 32], latent_dim=2, prior_scale="posterior")
+    m.fit(data[:64], epochs=1, progress=False, seed=0)
+    m2 = gfa.load(m.save(tmp_path / "m.zip"))
+    assert m.module.prior_weight == pytest.approx(1 / 64)
+    assert m2.module.prior_weight == m.module.prior_weight
+    np.testing.assert_allclose(m2.elbo(data[:20], seed=0), m.elbo(data[:20], seed=0), rtol=1e-6)
+
+
 def test_meta_is_json_and_weights_load_without_pickle(fitted, tmp_path):
     path = fitted.save(tmp_path / "m")
     meta = json.loads((path / "meta.json").read_text())
@@ -67,6 +78,17 @@ def test_unfitted_round_trip(tmp_path):
     assert m2.groups.n_features == 5
 
 
+def test_only_public_fitted_attributes_are_saved(tmp_path):
+    # sklearn's convention: public names ending in "_" are what fit learned; private ones
+    # (a subclass's caches) stay out of the file
+    m = gfa.OIVAE(groups=[2, 3], latent_dim=3)
+    m.seen_, m._cache_ = 5, [1.0]
+    meta = json.loads((m.save(tmp_path / "u") / "meta.json").read_text())
+    assert meta["attributes"]["seen_"] == 5 and "_cache_" not in meta["attributes"]
+    m2 = gfa.load(tmp_path / "u")
+    assert m2.seen_ == 5 and not hasattr(m2, "_cache_")
+
+
 def test_save_overwrites_model_but_not_other_folders(fitted, tmp_path):
     fitted.save(tmp_path / "m")
     fitted.save(tmp_path / "m")  # an earlier model file is replaced
@@ -76,6 +98,16 @@ def test_save_overwrites_model_but_not_other_folders(fitted, tmp_path):
     with pytest.raises(FileExistsError):
         fitted.save(other)
     assert (other / "x.txt").read_text() == "keep me"
+
+
+def test_save_over_an_interrupted_save_is_allowed(tmp_path):
+    # a save interrupted between its two moves leaves weights.pt without meta.json: the
+    # folder is still a model folder, which the next save replaces
+    path = tmp_path / "m"
+    path.mkdir()
+    (path / "weights.pt").write_bytes(b"half")
+    gfa.OIVAE(groups=[2, 3], latent_dim=3).save(path)
+    assert gfa.load(path).module is None and not (path / "weights.pt").exists()
 
 
 def test_save_over_a_model_keeps_the_users_other_files(fitted, data, tmp_path):

@@ -377,3 +377,27 @@ def test_dci_informativeness_does_not_depend_on_the_factors_units(factors, regre
     np.testing.assert_allclose(b.nmse_per_factor, a.nmse_per_factor, rtol=1e-6)
     # noise of sd 0.5 on a unit factor: the best linear prediction leaves 0.2 of its variance
     assert 0.1 < a.informativeness < 0.35
+
+
+def test_match_columns_auto_uses_correlation_unless_both_inputs_are_boolean():
+    # boolean codes against real-valued factors: "auto" must correlate, not compare supports
+    # (a real-valued truth is no support)
+    est = np.array([[True, False], [False, True], [True, False], [False, False]])
+    truth = np.array([[0.1], [0.9], [0.2], [0.3]])
+    m = match_columns(est, truth)
+    assert m.method == "corr"
+    assert m.est_index.tolist() == [1]  # column 1 is 1 exactly where truth is largest
+    assert match_columns(est, truth.astype(bool) | est[:, :1]).method == "overlap"
+
+
+def test_heldout_nll_is_the_mean_negative_log_likelihood_per_row():
+    from pyro_gfa.metrics import heldout_nll
+
+    class Model:  # log p(x_i) of three rows, and what heldout_nll asked for
+        def log_likelihood(self, X, num_samples, seed):
+            self.asked = (num_samples, seed)
+            return np.array([-1.0, -2.0, -6.0])
+
+    model = Model()
+    assert heldout_nll(model, np.zeros((3, 2)), num_samples=7, seed=3) == pytest.approx(3.0)
+    assert model.asked == (7, 3)

@@ -88,6 +88,41 @@ def test_factor_order_makes_blocks():
     assert list(rows) == [3, 1, 0, 2]
 
 
+def test_factor_order_places_units_under_the_reordered_latents():
+    # latent 1 is the stronger (total 5): it comes first, and the units it loads most (1, 2)
+    # come first, strongest first, then unit 0 of latent 0
+    L = np.array([[1.0, 0.0], [0.0, 3.0], [0.0, 2.0]])
+    rows, cols = plots.factor_order(L)
+    assert list(cols) == [1, 0]
+    assert list(rows) == [1, 2, 0]
+
+
+def test_top_units_lists_k_units_per_factor_ranked_from_one():
+    L = np.array([[3.0, 1.0], [2.0, 4.0], [1.0, 2.0]])  # every loading non-zero
+    t = plots.top_units(L, k=2, unit_names=["a", "b", "c"])
+    assert list(t["latent"]) == ["z1", "z1", "z0", "z0"]  # totals 7 and 6
+    assert list(t["rank"]) == [1, 2, 1, 2]
+    assert list(t["unit"]) == ["b", "c", "a", "b"]
+    np.testing.assert_allclose(t["share"], [4 / 7, 2 / 7, 3 / 6, 2 / 6])
+
+
+def test_top_units_of_an_estimator_follow_its_support():
+    class Fit:  # an estimator whose support() is stricter than "loading > 0"
+        unit_names = ["a", "b", "c"]
+
+        def loadings(self):
+            return np.array([[3.0, 1.0], [2.0, 0.5], [1.0, 0.2]])
+
+        def support(self):
+            return np.array([[True, False], [False, False], [True, False]])
+
+    t = plots.top_units(Fit(), k=3)
+    # z1 loads nothing in the support: left out; z0's list stops at b, outside the support
+    # (c, weaker than b, is not listed at rank 3 after a gap)
+    assert list(zip(t["latent"], t["rank"], t["unit"])) == [("z0", 1, "a")]
+    assert len(plots.top_units(Fit(), k=3, active_only=False)) == 6
+
+
 def test_top_units_table_names_and_order():
     L = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.1, 0.0]])
     t = plots.top_units(L, k=2, unit_names=["a", "b", "c"], latent_names=["f0", "f1", "f2"])

@@ -72,6 +72,46 @@ def test_quantile_normalize_ties_and_given_reference():
         real.quantile_normalize(X)
 
 
+def test_quantile_reference_is_the_mean_sorted_row():
+    X = np.array([[1.0, 5.0], [4.0, 2.0]])
+    # sorted rows (1, 5) and (2, 4): mean (1.5, 4.5), not the sorted column means (2.5, 3.5)
+    np.testing.assert_allclose(real.quantile_reference(X), [1.5, 4.5])
+
+
+def test_quantile_normalize_sorts_a_given_reference():
+    # a reference is a distribution: the order of its values does not matter
+    X = np.array([[3.0, 1.0, 2.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(
+        real.quantile_normalize(X, reference=[30.0, 10.0, 20.0]), [[30, 10, 20], [10, 20, 30]]
+    )
+
+
+def test_most_variable_genes_breaks_ties_by_lower_index():
+    X = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 2.0]])  # variances 0.25, 0.25, 1
+    np.testing.assert_array_equal(real.most_variable_genes(X, 2), [0, 2])
+
+
+def test_count_matrix_keeps_words_exactly_at_min_df_and_max_df():
+    # 4 documents: min_df 0.25 and max_df 0.5 keep words in 1 or 2 of them, not 3
+    docs = [["a", "b", "c"], ["b", "c"], ["c"], ["d"]]
+    _, vocab = real.count_matrix(docs, n_words=None, min_df=0.25, max_df=0.5)
+    assert vocab == ("b", "a", "d")
+
+
+def test_tokenize_keeps_words_of_two_letters_or_more():
+    assert real.tokenize("I am a UN man") == ["am", "un", "man"]
+
+
+def test_label_counts_list_every_class_even_an_empty_one():
+    d = real.RealData(
+        X=np.zeros((3, 1)),
+        feature_names=("f",),
+        labels=np.array([0, 0, 1]),
+        label_names=tuple("abc"),
+    )
+    assert d.label_counts() == {"a": 2, "b": 1, "c": 0}
+
+
 def test_most_variable_genes():
     X = np.zeros((5, 6))
     X[:, 4] = [0, 10, 0, 10, 0]
