@@ -135,3 +135,27 @@ def test_bar_data_generators_check_their_integer_arguments():
     with pytest.raises(ValueError, match=r"n must be an integer >= 1, got 2.5"):
         gfa.data.make_quadrant_bars(2.5)
     assert gfa.data.make_bars(np.int64(3), seed=None)[0].shape == (3, 64)
+
+
+def test_a_column_index_equal_to_n_features_is_outside():
+    # the last column is n_features - 1: an off-by-one would pass it on to feature_group
+    with pytest.raises(ValueError, match=r"columns \[2\] outside 0..1"):
+        Groups(index=(np.array([0]), np.array([1, 2])), names=("a", "b"), n_features=2)
+
+
+def test_repr_of_exactly_eight_groups_is_complete():
+    text = repr(Groups.from_spec([1] * 8))
+    assert text.endswith("'group7': 1})")
+
+
+def test_group_names_must_be_unique():
+    with pytest.raises(ValueError, match="group names must be unique"):
+        Groups(index=(np.array([0]), np.array([1])), names=("a", "a"), n_features=2)
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_a_groups_object_must_cover_exactly_the_data_columns(n):
+    g = Groups.from_spec([2, 2])
+    assert Groups.from_spec(g, 4) is g
+    with pytest.raises(ValueError, match=f"groups cover 4 columns but the data has {n}"):
+        Groups.from_spec(g, n)

@@ -376,3 +376,96 @@ def test_data_far_from_unit_scale_warn_and_a_first_step_overflow_says_so(cls):
     assert caught[0].filename == __file__
     # as the oi-VAE's networks start, x ~ 1e4 overflows (the factor VAE trains, slowly)
     assert overflowed is (cls == "OIVAE") and (m.module is None) is overflowed
+
+
+def test_theta_log_prob_is_the_standard_normal_density_of_the_generator_parameters():
+    # checked on its own: inside the whole objective its error hides behind the likelihood
+    mod = small_module(hidden=(4,))
+    normal = torch.distributions.Normal(0.0, 1.0)
+    expected = sum(normal.log_prob(p).sum() for p in mod.generators.parameters())
+    torch.testing.assert_close(mod.theta_log_prob(), expected)
+
+
+def test_theta_prior_false_leaves_the_generator_prior_out_of_the_objective():
+    mod = small_module(hidden=(4,), theta_prior=False).double()  # float64: a difference of
+    x = torch.randn(9, 6, dtype=torch.float64)  # two large losses
+    torch.manual_seed(0)
+    without = mod.loss(x)
+    mod.theta_prior = True
+    torch.manual_seed(0)
+    with_theta = mod.loss(x)
+    torch.testing.assert_close(without - with_theta, mod.theta_log_prob())
+    mod.theta_prior = False
+    trace = poutine.trace(mod.model).get_trace(x)
+    assert "theta_prior" not in trace.nodes and "W_prior" in trace.nodes
+
+
+def test_default_prior_is_the_group_lasso_with_rate_one():
+    m = gfa.OIVAE([2, 2], 2)
+    assert type(m.prior) is gfa.priors.GroupLasso and m.prior.lam == 1.0
+
+
+def test_sample_x_adds_noise_of_standard_deviation_sigma():
+    mod = small_module()
+    with torch.no_grad():
+        mod.log_sigma.copy_(torch.linspace(-2.0, 0.0, 6))
+        z = torch.zeros(20_000, 3)
+        x = mod.sample_x(z)
+        resid = x - mod.decode(z)
+    torch.testing.assert_close(resid.std(0), mod.sigma().detach(), rtol=0.03, atol=0.0)
+
+
+def _fitted_linear(prior=None):
+    X, _ = gfa.data.make_bars(128, size=4, seed=0)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3, p=2, prior=prior)
+    return m.fit(X, epochs=2, progress=False, seed=0), X
+
+
+def test_loadings_are_the_norms_of_the_cells_and_reconstruct_decodes_the_posterior_mean():
+    m, X = _fitted_linear()
+    W = m.module.W.detach().numpy()  # (G, p, K): a loading is ||W[g, :, k]||, not a sum
+    np.testing.assert_allclose(m.loadings(), np.linalg.norm(W, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(m.reconstruct(X), m.decode(m.transform(X)), rtol=1e-6)
+
+
+def test_samples_follow_the_linear_gaussian_marginal():
+    """Linear generators: x = c + M z + noise, z ~ N(0, I), so cov(x) = M M^T + diag(sigma^2)."""
+    m, _ = _fitted_linear()
+    mod = m.module
+    with torch.no_grad():
+        fg = mod.generators.feature_group
+        M = torch.einsum("jp,jpk->jk", mod.generators.out_weight, mod.W[fg]).double()
+        cov = (M @ M.T + torch.diag(mod.sigma().double() ** 2)).numpy()
+    x = m.sample(20_000, seed=0).astype(np.float64)
+    np.testing.assert_allclose(x.mean(0), mod.generators.out_bias.detach(), atol=0.1)
+    assert np.linalg.norm(np.cov(x.T) - cov) < 0.05 * np.linalg.norm(cov)
+
+
+class _FirstLatentOnly(gfa.priors.Prior):
+    """A prior whose rule keeps latent 0 only, whatever the norms of the cells."""
+
+    def support(self, W):
+        keep = torch.zeros(W.shape[0], W.shape[2], dtype=torch.bool)
+        keep[:, 0] = True
+        return keep
+
+
+def test_support_is_the_priors_rule_not_the_nonzero_loadings():
+    m, _ = _fitted_linear(prior=_FirstLatentOnly())
+    assert (m.loadings() > 0).all()
+    expected = np.zeros((4, 3), dtype=bool)
+    expected[:, 0] = True
+    np.testing.assert_array_equal(m.support(), expected)
+
+
+def test_columns_of_sd_above_ten_warn_and_below_do_not():
+    X, _ = gfa.data.make_bars(64, seed=0)  # column sd up to 0.21
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=2).fit(40 * X, epochs=1, progress=False)
+    m = gfa.OIVAE(groups=gfa.data.bar_groups(), latent_dim=2)
+    with pytest.warns(UserWarning, match="columns of sd up to 21.1"):
+        try:
+            m.fit(100 * X, epochs=1, progress=False)
+        except FloatingPointError:  # the overflow the warning is about; not what is tested
+            pass

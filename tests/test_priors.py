@@ -130,3 +130,15 @@ def test_spike_slab_hyperparameters_named(kw, msg):
     with pytest.raises(ValueError, match=msg):
         SpikeSlabLasso(**kw)
     assert SpikeSlabLasso(em_warmup_steps=np.int64(3)).em_warmup_steps == 3
+
+
+def test_lasso_factor_is_minus_lam_times_the_l1_norm():
+    W = torch.tensor([[[-2.0, 0.5], [1.0, -0.25]]])
+    f = Lasso(0.5).log_factor(W)
+    assert f.item() == pytest.approx(-0.5 * 3.75)
+
+
+def test_repr_names_the_rate():
+    # the estimators' repr shows the prior: its rate must be in it
+    assert repr(GroupLasso(2.0)) == "GroupLasso(lam=2.0)"
+    assert repr(Lasso(0.5)) == "Lasso(lam=0.5)"

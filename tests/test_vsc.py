@@ -10,7 +10,7 @@ from torch.distributions import kl_divergence
 
 import pyro_gfa as gfa
 from pyro_gfa.inference.train import check_loss
-from pyro_gfa.models.vsc import SpikeAndSlab
+from pyro_gfa.models.vsc import EPS, SpikeAndSlab
 
 
 def test_log_prob_is_the_mixed_density():
@@ -179,3 +179,63 @@ def test_sample_total_count_only_for_count_likelihoods():
     m = gfa.VSC(5, 2, hidden=(8,), likelihood="multinomial").fit(counts, epochs=1, progress=False)
     np.testing.assert_array_equal(m.sample(3, total_count=7).sum(1), [7, 7, 7])
     assert m.sample(0).shape == (0, 5)
+
+
+def test_log_prob_stays_finite_at_slab_probabilities_zero_and_one():
+    # slab probabilities are clamped to [EPS, 1 - EPS]: a saturated encoder gives log(EPS)
+    d = SpikeAndSlab(torch.tensor([1.0, 0.0]), torch.zeros(2), torch.ones(2))
+    lp = d.log_prob(torch.tensor([0.0, 0.5]))
+    assert lp[0].item() == pytest.approx(math.log(EPS), rel=1e-3)
+    slab = math.log(EPS) - 0.125 - 0.5 * math.log(2 * math.pi)
+    assert lp[1].item() == pytest.approx(slab, rel=1e-3)
+
+
+def test_posterior_scale_takes_the_std_multiplier():
+    torch.manual_seed(0)
+    module = _module()
+    x = torch.randn(10, 6)
+    full = module.posterior(x).base_dist.scale
+    module.std_multiplier = 0.25
+    torch.testing.assert_close(module.posterior(x).base_dist.scale, 0.25 * (full - 1e-4) + 1e-4)
+
+
+def test_encode_gives_the_mean_and_sd_of_the_spike_and_slab_posterior():
+    torch.manual_seed(0)
+    module = _module()
+    x = torch.randn(10, 6)
+    q = module.posterior(x).base_dist
+    g, mu, s = q.slab_prob, q.loc, q.scale
+    loc, sd = module.encode(x)
+    torch.testing.assert_close(loc, g * mu)
+    torch.testing.assert_close(sd, (g * (s**2 + mu**2) - (g * mu) ** 2).sqrt())
+
+
+def test_draws_are_relaxed_in_training_and_exact_in_evaluation():
+    torch.manual_seed(0)
+    module = _module()
+    x = torch.randn(500, 6)
+    module.train()
+    assert (module.posterior(x).rsample() != 0).all()  # the sigmoid gate is never exactly 0
+    module.eval()
+    q = module.posterior(x)
+    off = (q.rsample() == 0).float().mean().item()
+    assert off == pytest.approx(1 - q.base_dist.slab_prob.mean().item(), abs=0.03)
+
+
+def test_the_prior_on_z_uses_the_slab_probability_of_the_warm_up():
+    module = gfa.VSC(5, 2, slab_prob=0.02, warmup=10)._build_module()
+    module.start_epoch(0)
+    prior = module.z_prior(3, torch.zeros(())).base_dist
+    torch.testing.assert_close(prior.slab_prob, torch.full((3, 2), 0.5))
+
+
+def test_code_kl_is_the_mean_closed_form_kl_per_row():
+    X = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
+    m = gfa.VSC(5, 2, hidden=(4,), warmup=10).fit(X, epochs=2, progress=False, seed=0)
+    with torch.no_grad():
+        q = m.module.posterior(torch.as_tensor(X)).base_dist
+        g, mu, s = q.slab_prob.double(), q.loc.double(), q.scale.double()
+    a = float(m.module.slab_prob)  # still warming up: not the target 0.01
+    kl_normal = -s.log() + (s**2 + mu**2) / 2 - 0.5
+    kl = (1 - g) * torch.log((1 - g) / (1 - a)) + g * torch.log(g / a) + g * kl_normal
+    np.testing.assert_allclose(m.code_kl_, kl.mean(0).numpy(), rtol=1e-4)
