@@ -496,7 +496,7 @@ def summarize(rows: list[dict]) -> str:
     paper = ", ".join(f"{k} {v}" for k, v in PAPER_T1B.items())
     return (
         "\n".join(lines)
-        + "\n\nMean ± sd over splits (sd with ddof = 1). Paper 004 Table 1b (PeerRead "
+        + "\n\nMean ± sd over splits (sd with ddof = 1). Moran et al. 2023, Table 1b (PeerRead "
         f"abstracts, a different corpus, NLL per document): {paper}. Paper runtime "
         f"(Table 6): {PAPER_RUNTIME}.\n"
     )

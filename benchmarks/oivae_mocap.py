@@ -281,7 +281,7 @@ def write_tables(rows, out: Path, ns, seeds, models, joint_names, args) -> None:
         f" {','.join(map(str, sorted({r['seed'] for r in rows})))}; {args.steps} optimiser"
         " steps per fit):\n\n"
         + "\n".join(t_ll + wins + [t_frames])
-        + "\n\nPaper 000, Table 2 (CMU subject 7, held-out walk trial):\n\n"
+        + "\n\nAinsworth et al. 2018, Table 2 (CMU subject 7, held-out walk trial):\n\n"
         + "\n".join(paper)
         + "\n\nTraining-frame log-likelihood per frame (200 draws):\n\n"
         + "\n".join(t_tr)

@@ -218,7 +218,9 @@ def summarize(out: Path) -> str:
             )
     table = "\n".join(lines)
     (out / "summary.md").write_text(
-        "Mean (standard deviation) over seeds; held-out data of 1000 rows.\n\n" + table + "\n"
+        "Mean (population standard deviation, ddof 0) over seeds; held-out data of 1000 rows.\n\n"
+        + table
+        + "\n"
     )
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))

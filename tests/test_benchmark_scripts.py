@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
 import signal
 import subprocess
@@ -19,9 +18,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "benchmarks"
+from _benchmarks import BENCHMARKS, load
 
 
 @pytest.fixture(autouse=True)
@@ -32,15 +29,6 @@ def _in_tmp_path(monkeypatch, tmp_path):
     handler = signal.getsignal(signal.SIGINT)
     yield
     signal.signal(signal.SIGINT, handler)
-
-
-def load(name: str, monkeypatch):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import their neighbours
-    spec.loader.exec_module(module)
-    return module
 
 
 def usage_error(main, argv, capsys) -> str:
