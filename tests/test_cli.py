@@ -285,3 +285,87 @@ def test_values_beyond_float32_are_named_by_column(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["fit", "--data", str(tmp_path / "big.csv"), "--out", str(tmp_path / "o"), *extra])
         assert "columns ['b'] of" in capsys.readouterr().err
+
+
+def _capture_fit(monkeypatch, val_elbos=None):
+    """Record the data and options ``pyro-gfa fit`` passes to ``OIVAE.fit`` (the fit runs);
+    with ``val_elbos``, the held-out ELBOs the fit sees are these values."""
+    calls = []
+    real = gfa.OIVAE.fit
+
+    def fit(self, X, **kw):
+        calls.append((X.copy(), kw))
+        with monkeypatch.context() as patch:
+            if val_elbos is not None:
+                it = iter(val_elbos)
+                patch.setattr(type(self), "elbo", lambda s, X, *a, **k: np.full(len(X), next(it)))
+            return real(self, X, **kw)
+
+    monkeypatch.setattr(gfa.OIVAE, "fit", fit)
+    return calls
+
+
+def test_the_split_holds_out_the_nearest_row_count_and_follows_the_seed(csv, monkeypatch):
+    calls = _capture_fit(monkeypatch)
+    args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "-k", "2"]
+    args += ["--epochs", "1", "--val-fraction", "0.29", "--no-plots", "-q"]
+    for seed in ("0", "1"):
+        assert main(args + ["--seed", seed, "--out", str(csv / f"s{seed}")]) == 0
+    splits = []
+    for X, kw in calls:
+        train, val = list(X.index), list(kw["validation_data"].index)
+        assert len(val) == 35  # round(0.29 * 120) = round(34.8)
+        assert len(set(train) | set(val)) == len(train) + len(val) == 120  # disjoint, all rows
+        splits.append(set(val))
+    assert splits[0] != splits[1]  # the seed draws the split
+    summary = json.loads((csv / "s1" / "summary.json").read_text())
+    assert summary["n_rows_train"] == 85 and summary["n_rows_val"] == 35
+    assert summary["seed"] == 1 and summary["n_features"] == 6
+
+
+def test_standardize_fits_on_the_standardised_columns(csv, monkeypatch):
+    calls = _capture_fit(monkeypatch)
+    raw = pd.read_csv(csv / "data.csv", index_col="id")
+    raw["const"] = 2.5  # a constant column is centred, its sd recorded as 1
+    raw.to_csv(csv / "const.csv")
+    out = csv / "std"
+    args = ["fit", "--data", str(csv / "const.csv"), "--index-col", "id", "-k", "2"]
+    assert (
+        main(args + ["--epochs", "1", "--standardize", "--no-plots", "-q", "--out", str(out)]) == 0
+    )
+    scale = pd.read_csv(out / "standardize.csv", index_col=0)
+    np.testing.assert_allclose(scale["mean"], raw.mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scale["sd"], [*raw.std()[:-1], 1.0], rtol=1e-5)
+    ((X, _),) = calls
+    want = (raw - raw.mean()) / raw.std().replace(0, 1.0)
+    np.testing.assert_allclose(X.to_numpy(), want.to_numpy(), rtol=1e-4, atol=1e-5)
+    assert (X["const"] == 0).all()
+
+
+def test_the_summary_reports_the_fit_it_describes(csv, monkeypatch):
+    calls = _capture_fit(monkeypatch, val_elbos=[1.0, 3.0, 2.0])  # the best: epoch 1
+    out = csv / "sum"
+    args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "-k", "2", "--seed", "3"]
+    args += ["--epochs", "3", "--val-fraction", "0.25", "--patience", "7"]
+    args += ["--checkpoint-every", "2", "--no-plots", "-q", "--out", str(out)]
+    assert main(args) == 0
+    ((X, kw),) = calls
+    assert kw["patience"] == 7 and kw["checkpoint_every"] == 2 and kw["seed"] == 3
+    summary = json.loads((out / "summary.json").read_text())
+    m = gfa.load(out / "model.zip")
+    val = kw["validation_data"]
+    assert summary["best_epoch"] == m.best_epoch_ == 1 and summary["epochs_run"] == 3
+    # the per-row ELBOs of the training and of the held-out rows (5 draws, seed 0)
+    assert summary["train_elbo_per_row"] == pytest.approx(np.mean(m.elbo(X, num_samples=5)))
+    assert summary["val_elbo_per_row"] == pytest.approx(np.mean(m.elbo(val, num_samples=5)))
+    assert summary["train_elbo_per_row"] != summary["val_elbo_per_row"]
+
+
+def test_ctrl_c_before_the_first_epoch_exits_130_and_writes_no_model(csv, capsys, fail_at_step):
+    fail_at_step(1, KeyboardInterrupt)
+    out = csv / "cut"
+    args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "-k", "2"]
+    with pytest.warns(UserWarning, match="interrupted"):
+        assert main(args + ["--epochs", "3", "--no-plots", "-q", "--out", str(out)]) == 130
+    assert "interrupted before the first epoch completed" in capsys.readouterr().err
+    assert not (out / "model.zip").exists() and not (out / "summary.json").exists()
