@@ -36,3 +36,12 @@ def fail_at_step(monkeypatch):
         monkeypatch.setattr(ProximalSGD, "step", step)
 
     return arm
+
+
+@pytest.fixture(scope="module")
+def data():
+    """128 bars images of 4 x 4 (16 columns): the data of the fit-contract tests."""
+    from pyro_gfa.data import make_bars
+
+    X, _ = make_bars(128, size=4, seed=0)
+    return X

@@ -11,12 +11,6 @@ import torch
 import pyro_gfa as gfa
 
 
-@pytest.fixture(scope="module")
-def data():
-    X, _ = gfa.data.make_bars(128, size=4, seed=0)
-    return X
-
-
 def _model():
     return gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
 

@@ -12,30 +12,11 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro import poutine
+from test_fit import _assert_same_state, _model, _state
 
 import pyro_gfa as gfa
 from pyro_gfa.inference import train
 from pyro_gfa.models.base import Checkpoint, EarlyStopping
-
-
-@pytest.fixture(scope="module")
-def data():
-    X, _ = gfa.data.make_bars(128, size=4, seed=0)
-    return X
-
-
-def _model():
-    return gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3)
-
-
-def _state(m):
-    return {k: v.clone() for k, v in m.module.state_dict().items()}
-
-
-def _assert_same_state(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
 class _Mean(torch.nn.Module):
