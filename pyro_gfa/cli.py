@@ -265,7 +265,7 @@ def _read_data(args):
         )
     df.columns = [str(c) for c in df.columns]
     limit = np.finfo(np.float32).max  # the cast below would make them infinite
-    big = [c for c in df.columns if (df[c].abs() > limit).any()]
+    big = list(df.columns[(df.abs() > limit).any()])
     if big:
         _fail(
             f"columns {big[:5]} of {args.data} have values beyond the float32 range ({limit:.3g})"

@@ -307,13 +307,8 @@ class BernoulliLikelihood(Likelihood):
         return torch.sigmoid(out)
 
 
-#: the largest integer up to which every integer is exact in float32, the models' dtype
-MAX_EXACT_COUNT = 2**24
-
-
-def check_counts(X: np.ndarray, who: str, float32: bool = True) -> None:
-    """Raise ``ValueError`` naming ``who`` unless ``X`` holds non-negative integers, and with
-    ``float32`` ones that float32 holds exactly (check before the cast, which rounds)."""
+def check_counts(X: np.ndarray, who: str) -> None:
+    """Raise ``ValueError`` naming ``who`` unless ``X`` holds non-negative integers."""
     if (X < 0).any():
         r, c = np.argwhere(X < 0)[0]
         raise ValueError(f"{who} needs non-negative counts; X[{r}, {c}] = {X[r, c]}")
@@ -321,13 +316,6 @@ def check_counts(X: np.ndarray, who: str, float32: bool = True) -> None:
     if frac.any():
         r, c = np.argwhere(frac)[0]
         raise ValueError(f"{who} needs integer counts; X[{r}, {c}] = {float(X[r, c])!r}")
-    big = X > (MAX_EXACT_COUNT if float32 else np.inf)
-    if big.any():
-        r, c = np.argwhere(big)[0]
-        raise ValueError(
-            f"{who} needs counts up to 2**24 = {MAX_EXACT_COUNT} (float32 rounds larger"
-            f" ones); X[{r}, {c}] = {X[r, c]:.0f}"
-        )
 
 
 class _CountComposition(Likelihood):

@@ -110,7 +110,7 @@ class LDA(_Linear):
 
     def _check(self, X, fitting: bool = False) -> np.ndarray:
         X = super()._check(X, fitting)
-        check_counts(X, "LDA", float32=False)
+        check_counts(X, "LDA")
         return X
 
     def _make(self, seed):

@@ -552,10 +552,22 @@ class SparseVAE(Estimator):
         self._steps_per_epoch = 1
 
     def _check(self, X) -> np.ndarray:
-        # checked before the cast to float32, which would round fractions of large counts
-        X = check_matrix(X, self.n_features, names=self._expected_names(), dtype=np.float64)
-        self.likelihood.check(X)
-        return check_matrix(X, self.n_features)  # float32, refusing values beyond its range
+        if not self.likelihood.counts:
+            X = check_matrix(X, self.n_features, names=self._expected_names())
+            self.likelihood.check(X)
+            return X
+        # counts are checked before the cast to float32, which rounds fractions of large
+        # counts away, and must survive it exactly
+        X64 = check_matrix(X, self.n_features, names=self._expected_names(), dtype=np.float64)
+        self.likelihood.check(X64)
+        X = X64.astype(np.float32)
+        if (X != X64).any():
+            r, c = np.argwhere(X != X64)[0]
+            raise ValueError(
+                f"the {self.likelihood.name} likelihood needs counts that float32 holds exactly"
+                f" (all up to 2**24 = {2**24}); X[{r}, {c}] = {X64[r, c]:.0f}"
+            )
+        return X
 
     def _build_module(self) -> SparseVAEModule:
         lik = copy.deepcopy(self.likelihood)
