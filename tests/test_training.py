@@ -285,3 +285,43 @@ def test_the_prior_weight_is_one_over_the_training_rows_not_the_batch(data, prio
     m = gfa.OIVAE(groups=gfa.data.bar_groups(4), latent_dim=3, prior_scale=prior_scale)
     m.fit(data, epochs=1, batch_size=32, progress=False)
     assert m.module.prior_weight == pytest.approx(weight)
+
+
+@pytest.mark.parametrize("batch_size", [64, 24, 100])
+def test_the_recorded_loss_is_the_mean_objective_per_row(batch_size):
+    # with a vanishing step W stays put, so every epoch's record is the full-data mean of
+    # -log N(x_i; mu, I), whatever the batches (64 rows in 1, 3 (24, 24, 16) or 1 step)
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+    mu = torch.tensor([0.5, -1.0, 2.0])
+    module = _Mean(mu)
+    hist = train(module, [x], epochs=2, batch_size=batch_size, sparse_lr=1e-30, progress=False)
+    want = (0.5 * ((x - mu) ** 2).sum(1) + 1.5 * math.log(2 * math.pi)).mean().item()
+    assert [r["epoch"] for r in hist] == [0, 1]
+    for r in hist:
+        assert r["loss"] == pytest.approx(want, rel=1e-5)
+    torch.testing.assert_close(module.W.detach().reshape(-1), mu)
+
+
+def test_the_std_throttle_lasts_exactly_throttle_epochs():
+    # std_multiplier is std_throttle in epochs 0 .. throttle_epochs - 1 of the fit's
+    # history (continued fits go on counting), 1 afterwards and after the fit
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0))
+
+    def fit(module, epochs, throttle_epochs, history=None):
+        seen = []
+
+        def record(epoch, rec):
+            seen.append((epoch, module.std_multiplier))
+
+        train(
+            module, [x], epochs=epochs, batch_size=16, std_throttle=0.25,
+            throttle_epochs=throttle_epochs, progress=False, callback=record, history=history,
+        )  # fmt: skip
+        assert module.std_multiplier == 1.0  # reset after the fit
+        return seen
+
+    module, hist = _Mean(torch.zeros(3)), []
+    assert fit(module, 2, 3, hist) == [(0, 0.25), (1, 0.25)]
+    assert fit(module, 3, 3, hist) == [(2, 0.25), (3, 1.0), (4, 1.0)]
+    assert fit(_Mean(torch.zeros(3)), 2, 1) == [(0, 0.25), (1, 1.0)]
+    assert fit(_Mean(torch.zeros(3)), 2, 0) == [(0, 1.0), (1, 1.0)]
