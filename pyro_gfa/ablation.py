@@ -28,7 +28,9 @@ optional hyperparameter grid), the seeds and the fit settings::
 output folder. A run whose key is already in ``runs.csv`` is not run again, so an
 interrupted grid resumes where it stopped. A run that raises an error does not stop the
 grid: its row holds the error (``error`` column, also listed in ``summary.md``) and the next
-call runs it again.
+call runs it again. A Pyro model whose fit ended but whose scoring raised is saved under
+``fits/<key>`` in the output folder (``pyro_gfa.load`` reads it), and the next call scores
+that fit instead of fitting again.
 
 Every run needs its own label (the default is ``"<model>/<prior>"``): runs sharing one would
 be pooled as seeds of one setting. Unknown keys (top level or in a run) are errors.
@@ -42,6 +44,7 @@ import inspect
 import itertools
 import json
 import math
+import shutil
 import time
 import tomllib
 import warnings
@@ -308,17 +311,50 @@ def _grid(grid: dict, where: str) -> list[dict]:
     return [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
 
 
-def run_one(spec: dict, progress: bool = False) -> dict:
-    """Fit one model and compute its metrics."""
+def run_one(spec: dict, progress: bool = False, fits: Path | None = None) -> dict:
+    """Fit one model and compute its metrics.
+
+    With ``fits``, a Pyro model whose metrics raise after its fit is saved to
+    ``fits/<key>`` with its fit time before the error goes on, and a later call takes the fit
+    from there instead of fitting again (the folder goes once the run is scored).
+    """
+    from .io import load
+    from .models.base import Estimator
+
     data = DATA[spec["data"]](**spec["data_params"], seed=spec["seed"])
-    prior = PRIORS[spec["prior"]](**spec["prior_params"])
-    model = _model_classes()[spec["model"]](data, prior=prior, **spec["model_params"])
-    t0 = time.perf_counter()
-    model.fit(data.X, seed=spec["seed"], progress=progress, **spec["fit"])
-    if getattr(model, "interrupted_", False):  # Ctrl-C stops the grid; the run is not kept
-        raise KeyboardInterrupt
-    row = {"fit_s": time.perf_counter() - t0}
-    row["test_mse"] = metrics.mse(data.X_test, model.reconstruct(data.X_test))
+    saved = None if fits is None else fits / spec["key"]
+    reused = saved is not None and (saved / "fit_s").exists()
+    if reused:
+        model, fit_s = load(saved), float((saved / "fit_s").read_text())
+    else:
+        prior = PRIORS[spec["prior"]](**spec["prior_params"])
+        model = _model_classes()[spec["model"]](data, prior=prior, **spec["model_params"])
+        t0 = time.perf_counter()
+        model.fit(data.X, seed=spec["seed"], progress=progress, **spec["fit"])
+        if getattr(model, "interrupted_", False):  # Ctrl-C stops the grid; the run is not kept
+            raise KeyboardInterrupt
+        fit_s = time.perf_counter() - t0
+    try:
+        row = {"fit_s": fit_s, **_score(model, data, spec)}
+    except Exception as e:
+        if saved is not None and isinstance(model, Estimator):
+            if not reused:
+                if saved.exists():  # what an interrupted earlier save left
+                    shutil.rmtree(saved)
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                model.save(saved)
+                (saved / "fit_s").write_text(repr(fit_s))  # last: marks a complete save
+            e.add_note(f"(the fitted model is saved in {saved}; the next call scores it)")
+        raise
+    if saved is not None and saved.exists():
+        shutil.rmtree(saved)
+        if not any(fits.iterdir()):
+            fits.rmdir()
+    return row
+
+
+def _score(model, data: Dataset, spec: dict) -> dict:
+    row = {"test_mse": metrics.mse(data.X_test, model.reconstruct(data.X_test))}
     # log p(x): importance-sampled for the deep models, exact for SparseFA (which ignores
     # num_samples); LDA's is a plug-in estimate, not comparable, so it is left out
     if hasattr(model, "log_likelihood") and spec["model"] != "lda":
@@ -360,7 +396,9 @@ def run_ablation(
     Notes
     -----
     An exception in one run is recorded and the grid goes on; rows that hold an error are
-    run again by the next call. ``KeyboardInterrupt`` stops the grid (finished runs are kept).
+    run again by the next call, which takes the fit of a Pyro model whose scoring failed from
+    ``out/fits/<key>`` instead of fitting again. ``KeyboardInterrupt`` stops the grid
+    (finished runs are kept).
     """
     if not isinstance(config, dict):
         with open(config, "rb") as f:
@@ -381,9 +419,9 @@ def run_ablation(
             with warnings.catch_warnings():
                 # the same warning of every run of a grid (e.g. a small test set) says it once
                 warnings.simplefilter("once")
-                row = run_one(spec)
+                row = run_one(spec, fits=out / "fits")
         except Exception as e:  # noqa: BLE001 - one bad run must not stop the grid
-            row = {"error": f"{type(e).__name__}: {e}"}
+            row = {"error": " ".join([f"{type(e).__name__}: {e}", *getattr(e, "__notes__", [])])}
         setting = {**spec["data_params"], **spec["grid"]}
         row.update(
             key=spec["key"],

@@ -194,8 +194,9 @@ def _parser() -> argparse.ArgumentParser:
         " config; write runs.csv (one row per run), summary.md (mean and sd) and one PNG per"
         " metric. Runs already in runs.csv are skipped, so rerunning resumes. A run that"
         " fails is recorded (error column) and the others go on; the exit status is then 1 and"
-        " a rerun tries the failed runs again. See benchmarks/ablations/ for examples and"
-        " pyro_gfa/ablation.py for the format.",
+        " a rerun tries the failed runs again (a Pyro model whose fit ended but whose scoring"
+        " failed is kept in fits/ and scored without a new fit). See benchmarks/ablations/ for"
+        " examples and pyro_gfa/ablation.py for the format.",
     )
     ab.add_argument("config", type=Path, help="TOML file")
     ab.add_argument("--out", type=Path, default=None, help="default: results/ablation/<name>")

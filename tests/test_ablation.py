@@ -38,12 +38,12 @@ def test_runs_writes_table_and_resumes_after_interruption(tmp_path, monkeypatch)
     calls = []
     fail_at = [3]
 
-    def flaky(spec, progress=False):
+    def flaky(spec, **kw):
         calls.append(spec["key"])
         if len(calls) == fail_at[0]:
             fail_at[0] = None
             raise KeyboardInterrupt  # an interruption mid-grid, not a failing run
-        return real(spec)
+        return real(spec, **kw)
 
     monkeypatch.setattr(ablation, "run_one", flaky)
     with pytest.raises(KeyboardInterrupt):
@@ -188,7 +188,7 @@ def test_cli_ablate_and_bad_name(tmp_path, capsys):
     assert "valid names: factvae, lda, nmf, oivae" in capsys.readouterr().err
 
 
-def _fake_run(spec, progress=False):
+def _fake_run(spec, **kw):
     if spec["label"] == "HS":
         raise FloatingPointError("the objective became nan at epoch 0, step 1")
     return {"test_mse": 1.0 + spec["seed"], "fit_s": 0.1}
@@ -209,12 +209,46 @@ def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path, monkeypatch):
     # a rerun retries only the failed runs, and replaces their rows
     calls = []
     monkeypatch.setattr(
-        ablation, "run_one", lambda spec, progress=False: calls.append(spec) or {"test_mse": 3.0}
+        ablation, "run_one", lambda spec, **kw: calls.append(spec) or {"test_mse": 3.0}
     )
     rows = ablation.run_ablation(CONFIG, out=tmp_path, progress=False)
     assert sorted(s["key"] for s in calls) == sorted(r["key"] for r in failed)
     assert len(rows) == 8 and not any(r["error"] for r in rows)
     assert "FloatingPointError" not in (tmp_path / "summary.md").read_text()
+
+
+def test_a_fit_whose_scoring_fails_is_saved_and_scored_by_the_next_call(tmp_path, monkeypatch):
+    data = {k: v for k, v in CONFIG["data"].items() if k != "grid"}
+    cfg = dict(CONFIG, seeds=[0], data=data, runs=CONFIG["runs"][:1])
+    score = ablation._score
+
+    def failing(model, data, spec):
+        raise RuntimeError("metric broke")
+
+    monkeypatch.setattr(ablation, "_score", failing)
+    (row,) = ablation.run_ablation(cfg, out=tmp_path, progress=False)
+    saved = tmp_path / "fits" / row["key"]
+    assert row["error"] == (
+        f"RuntimeError: metric broke (the fitted model is saved in {saved};"
+        " the next call scores it)"
+    )
+    fitted = gfa.load(saved)
+    assert isinstance(fitted, gfa.OIVAE) and len(fitted.history_) == 2
+    fit_s = float((saved / "fit_s").read_text())
+
+    def no_fit(self, *a, **kw):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(ablation, "_score", score)
+    monkeypatch.setattr(gfa.OIVAE, "fit", no_fit)
+    (row,) = ablation.run_ablation(cfg, out=tmp_path, progress=False)
+    # the first fit, scored: its time, and its reconstruction of the held-out rows
+    assert row["error"] == "" and float(row["fit_s"]) == fit_s
+    X_test = ablation.DATA["bars"](**{k: v for k, v in data.items() if k != "name"}).X_test
+    assert float(row["test_mse"]) == pytest.approx(
+        gfa.metrics.mse(X_test, fitted.reconstruct(X_test))
+    )
+    assert not (tmp_path / "fits").exists()  # scored: the saved fit is gone
 
 
 def test_cli_ablate_exits_non_zero_after_writing_everything(tmp_path, monkeypatch, capsys):
@@ -303,7 +337,7 @@ def test_a_runs_own_fit_settings_and_swept_data_values_win():
 
 
 def test_a_shared_output_folder_reports_only_this_configs_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(ablation, "run_one", lambda spec, progress=False: {"test_mse": 1.0})
+    monkeypatch.setattr(ablation, "run_one", lambda spec, **kw: {"test_mse": 1.0})
     monkeypatch.setattr(ablation, "plot", lambda rows, out: None)  # the table is the point
     one = dict(CONFIG, seeds=[0], data={"name": "bars"}, runs=[{"label": "A", "model": "oivae"}])
     ablation.run_ablation(one, out=tmp_path, progress=False)
