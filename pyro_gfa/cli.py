@@ -500,22 +500,27 @@ def cmd_fit(args) -> int:
     t0 = time.perf_counter()
     try:
         model.fit(df_train, **{k: v for k, v in fit_kw.items() if k not in dropped})
-    except (ValueError, FloatingPointError) as e:
-        msg = f"fitting {type(model).__name__} failed: {e}"
-        if isinstance(e, FloatingPointError) and "before any update" in str(e):
-            msg += "; try --standardize"  # no step size matters before the first step
-        elif isinstance(e, FloatingPointError):
-            msg += "; try a smaller --lr or --sparse-lr"
+    except Exception as e:
+        kept = ""
         if model.history_:  # the model kept its last completed epoch: keep it for the user
             import pandas as pd
 
             model.save(out / "model.zip")
             pd.DataFrame(model.history_).to_csv(out / "history.csv", index=False)
-            msg += (
-                f" (the model of the last completed epoch, {len(model.history_)}, and its"
-                f" history are saved in {out}/)"
+            kept = (
+                f"the model of the last completed epoch, {len(model.history_)}, and its"
+                f" history are saved in {out}/"
             )
-        _fail(msg)
+        if not isinstance(e, (ValueError, FloatingPointError)):  # not the user's to fix
+            if kept:
+                e.add_note(f"pyro-gfa: {kept}")
+            raise
+        msg = f"fitting {type(model).__name__} failed: {e}"
+        if isinstance(e, FloatingPointError) and "before any update" in str(e):
+            msg += "; try --standardize"  # no step size matters before the first step
+        elif isinstance(e, FloatingPointError):
+            msg += "; try a smaller --lr or --sparse-lr"
+        _fail(msg + (f" ({kept})" if kept else ""))
     fit_s = time.perf_counter() - t0
     if model.interrupted_ and not model.history_:
         print("pyro-gfa: interrupted before the first epoch completed", file=sys.stderr)

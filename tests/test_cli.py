@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import pyro_gfa as gfa
 from pyro_gfa.cli import main
@@ -250,6 +251,21 @@ def test_a_diverged_fit_saves_its_last_completed_epoch_when_there_is_one(
     if saved:
         assert len(gfa.load(out / "model.zip").history_) == 2
         assert len(pd.read_csv(out / "history.csv")) == 2
+
+
+def test_an_unexpected_error_late_in_a_fit_is_raised_after_saving_the_last_epoch(csv, fail_at_step):
+    # e.g. the GPU runs out of memory: not the user's input, so the error itself goes on
+    fail_at_step(2 * 4 + 1, torch.OutOfMemoryError("CUDA out of memory"))
+    out = csv / "oom"
+    args = ["fit", "--data", str(csv / "data.csv"), "--index-col", "id", "-k", "2"]
+    args += ["--epochs", "5", "--batch-size", "32", "-q", "--no-plots", "--out", str(out)]
+    with pytest.raises(torch.OutOfMemoryError) as info:
+        main(args)
+    assert info.value.__notes__ == [
+        f"pyro-gfa: the model of the last completed epoch, 2, and its history are saved in {out}/"
+    ]
+    assert len(gfa.load(out / "model.zip").history_) == 2
+    assert len(pd.read_csv(out / "history.csv")) == 2
 
 
 def test_data_that_overflow_the_first_step_get_told_to_standardize(tmp_path, capsys):
