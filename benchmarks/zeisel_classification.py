@@ -17,14 +17,17 @@ Protocol (appendix C.1, C.3, Table 6 of the Sparse VAE paper, made held-out-clea
   cells: NMF (scikit-learn, ``init="nndsvda"``, on the ``raw`` input only: it needs
   non-negative data), PCA, FactorAnalysis, oi-VAE with one group and with 20 groups of
   co-expressed genes (k-means on the training cells' standardised gene profiles; ``p = 5``,
-  ``lam = 1``, generator 3 x 100, encoder 3 x 100), Sparse VAE (3 x 100, spike-and-slab
+  ``lam = 1``, generator 3 x 100, encoder 3 x 100), factVAE and JMVAE+ on the same gene
+  clusters as groups (the oi-VAE's network, one 3 x 100 encoder per group, ``GroupLasso(1)``
+  for the factVAE, no prior on ``W`` for JMVAE+), Sparse VAE (3 x 100, spike-and-slab
   lasso at its library default), VAE (the same network, ``mask=False``) and VSC (the same
   network, spike-and-slab codes, ``alpha = 0.01``); networks: batch 512, Adam 1e-2, 100
   epochs (Table 6). ``sparse_vae_1x100`` / ``vae_1x100``: one hidden layer of 100, Adam
   1e-3, batch 128 (chosen with VAE fits on development splits 100-102). On ``counts``
   only: the VAE with a negative binomial likelihood (mean = the
   cell's total count x a softmax composition, per-gene dispersion), batch 128, Adam 1e-3
-  (chosen on split 0; at 1e-2 its codes collapsed).
+  (chosen on split 0; at 1e-2 its codes collapsed), and LDA (scikit-learn's defaults; the
+  factors are each cell's topic proportions).
 - Score: accuracy on the held-out cells of a multinomial logistic regression
   (``StandardScaler`` + ``LogisticRegression(C=1, max_iter=5000)``; lbfgs is multinomial)
   fitted on the training cells' factors (posterior means for the VAEs).
@@ -101,19 +104,22 @@ MODELS = (
     "sparse_fa",
     "oivae",
     "oivae_clusters",
+    "factvae_clusters",
+    "jmvae_clusters",
     "sparse_vae",
     "sparse_vae_1x100",
     "vae",
     "vae_1x100",
     "vsc",
     "vae_nb",
+    "lda",
 )
 #: MOFA+ rows (they need mofapy2)
 MOFA = ("mofa", "mofa_dense")
 #: models without a network (no epochs)
 NO_NETWORK = ("genes", "genes_svm", "nmf", "pca", "fa", *MOFA, "sparse_fa")
 #: models of integer counts, run on the ``counts`` input only
-COUNT_MODELS = ("vae_nb",)
+COUNT_MODELS = ("vae_nb", "lda")
 INPUTS = ("raw", "z", "counts")
 K = 15
 N_GENES = 558
@@ -157,12 +163,15 @@ LABELS = {
     "sparse_fa": "SparseFA (linear, spike-and-slab lasso, EM)",
     "oivae": "oi-VAE (1 group)",
     "oivae_clusters": f"oi-VAE ({N_CLUSTERS} gene clusters)",
+    "factvae_clusters": f"factVAE ({N_CLUSTERS} gene clusters)",
+    "jmvae_clusters": f"JMVAE+ ({N_CLUSTERS} gene clusters)",
     "sparse_vae": "Sparse VAE",
     "sparse_vae_1x100": "Sparse VAE, 1 x 100, Adam 1e-3, batch 128",
     "vae": "VAE",
     "vae_1x100": "VAE, 1 x 100, Adam 1e-3, batch 128",
     "vsc": "VSC",
     "vae_nb": "VAE, negative binomial",
+    "lda": "LDA",
 }
 
 
@@ -267,19 +276,25 @@ def fit_model(
         return m.transform(X_tr), m.transform(X_te), extra
 
     G = X_tr.shape[1]
-    if model in ("oivae", "oivae_clusters"):
-        # The oi-VAE has no built-in scaling of the data (its noise sd starts at 0.01): on
-        # counts in the thousands its first step overflows. One global scale (the training
+    if model == "lda":
+        m = gfa.LDA(K).fit(X_tr, seed=seed)  # scikit-learn's defaults, as in the news study
+        return m.transform(X_tr), m.transform(X_te), extra
+    if model in ("oivae", "oivae_clusters", "factvae_clusters", "jmvae_clusters"):
+        # These have no built-in scaling of the data (their noise sd starts at 0.01): on
+        # counts in the thousands the first step overflows. One global scale (the training
         # cells' overall sd) keeps the genes' relative variances, i.e. still unstandardised.
         scale = float(X_tr.std()) if X_tr.std() > 10 else 1.0
         X_tr, X_te = X_tr / scale, X_te / scale
-        m = gfa.OIVAE(
-            groups=[G] if model == "oivae" else gene_clusters(X_tr, seed),
+        groups = [G] if model == "oivae" else gene_clusters(X_tr, seed)
+        # the oi-VAE's network and prior for all three; JMVAE+ has no prior on W
+        cls = {"factvae_clusters": gfa.FactVAE, "jmvae_clusters": gfa.JMVAEPlus}
+        m = cls.get(model, gfa.OIVAE)(
+            groups=groups,
             latent_dim=K,
             p=5,
             generator_hidden=HIDDEN,
             encoder_hidden=HIDDEN,
-            prior=gfa.priors.GroupLasso(1.0),
+            prior=gfa.priors.NoPrior() if model == "jmvae_clusters" else gfa.priors.GroupLasso(1.0),
         )
         m.fit(X_tr, epochs=epochs, batch_size=512, lr=1e-2, seed=seed, progress=False)
         extra["active_factors"] = int((m.loadings() > 0).any(0).sum())

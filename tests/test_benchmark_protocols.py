@@ -448,6 +448,44 @@ def test_zeisel_paired_differences_match_splits(monkeypatch):
     np.testing.assert_allclose(diff, [-0.02, -0.01])  # split 9 has no reference: left out
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # one epoch: no factor is active yet
+@pytest.mark.parametrize(
+    "model, cls, prior",
+    [("factvae_clusters", "FactVAE", "GroupLasso"), ("jmvae_clusters", "JMVAEPlus", "NoPrior")],
+)
+def test_zeisel_grouped_models_take_the_gene_clusters_as_groups(monkeypatch, model, cls, prior):
+    import pyro_gfa as gfa
+
+    zc = load("zeisel_classification", monkeypatch)
+    rng = np.random.default_rng(0)
+    X_tr, X_te = rng.gamma(2.0, 30.0, (48, 40)), rng.gamma(2.0, 30.0, (8, 40))
+    fitted = []
+    fit = gfa.FactVAE.fit
+    monkeypatch.setattr(
+        gfa.FactVAE, "fit", lambda self, X, **kw: fitted.append((self, X)) or fit(self, X, **kw)
+    )
+    f_tr, f_te, extra = zc.fit_model(model, X_tr, X_te, 0, epochs=1)
+    ((m, X),) = fitted
+    assert type(m).__name__ == cls and type(m.get_config()["prior"]).__name__ == prior
+    # the oi-VAE's groups: k-means clusters of the genes, on the data as fitted (one global scale)
+    np.testing.assert_allclose(X, X_tr / X_tr.std(), rtol=1e-6)
+    clusters = zc.gene_clusters(X, 0)
+    assert [list(ix) for ix in m.groups.index] == [list(c) for c in clusters]
+    assert f_tr.shape == (48, zc.K) and f_te.shape == (8, zc.K) and np.isfinite(f_te).all()
+
+
+def test_zeisel_lda_factors_are_topic_proportions_of_the_counts(monkeypatch):
+    zc = load("zeisel_classification", monkeypatch)
+    rng = np.random.default_rng(0)
+    X_tr, X_te = rng.poisson(3.0, (40, 30)).astype(np.float32), rng.poisson(3.0, (6, 30))
+    f_tr, f_te, _ = zc.fit_model("lda", X_tr, X_te, 0, epochs=1)
+    assert f_tr.shape == (40, zc.K) and f_te.shape == (6, zc.K)
+    np.testing.assert_allclose(f_te.sum(1), 1.0, rtol=1e-6)
+    assert zc.runs_on("lda", "counts") and not zc.runs_on("lda", "raw")
+    with pytest.raises(ValueError, match="non-negative"):
+        zc.fit_model("lda", X_tr - 5, X_te, 0, epochs=1)
+
+
 # =======================================================================================
 # sparse_vae_synthetic, oivae_mocap
 def test_sparse_vae_synthetic_held_out_data_is_a_different_draw(monkeypatch):

@@ -102,7 +102,7 @@ def test_zeisel_refuses_a_run_with_nothing_to_fit(monkeypatch, tmp_path, capsys)
     err = usage_error(
         module.main, ["--models", "vae_nb", "--inputs", "raw", "--out", str(tmp_path)], capsys
     )
-    assert "nothing to run" in err and "vae_nb on counts only" in err
+    assert "nothing to run" in err and "vae_nb, lda on counts only" in err
 
 
 def test_a_failing_speed_worker_shows_its_stderr(monkeypatch, tmp_path):
