@@ -235,6 +235,8 @@ MODELS: dict[str, ModelSpec] = {
         lambda G, a: _gfa().NMF(K, alpha_W=1.0, max_iter=500),
         network=False,
     ),
+    # not in the default run: LDA (scikit-learn's defaults); a user's movies are its words
+    "lda": ModelSpec("LDA", lambda G, a: _gfa().LDA(K), network=False),
     "popularity": ModelSpec("Popularity (reference)", lambda G, a: Popularity(), network=False),
     # not in the default run (DEFAULT_MODELS): VSC, slab probability alpha = 0.01 (Table 6),
     # reached after a geometric warm-up from 0.5 over --em-warmup epochs
