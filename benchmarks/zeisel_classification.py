@@ -117,7 +117,7 @@ MODELS = (
 #: MOFA+ rows (they need mofapy2)
 MOFA = ("mofa", "mofa_dense")
 #: models without a network (no epochs)
-NO_NETWORK = ("genes", "genes_svm", "nmf", "pca", "fa", *MOFA, "sparse_fa")
+NO_NETWORK = ("genes", "genes_svm", "nmf", "pca", "fa", *MOFA, "sparse_fa", "lda")
 #: models of integer counts, run on the ``counts`` input only
 COUNT_MODELS = ("vae_nb", "lda")
 INPUTS = ("raw", "z", "counts")

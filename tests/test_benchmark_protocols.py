@@ -482,6 +482,7 @@ def test_zeisel_lda_factors_are_topic_proportions_of_the_counts(monkeypatch):
     assert f_tr.shape == (40, zc.K) and f_te.shape == (6, zc.K)
     np.testing.assert_allclose(f_te.sum(1), 1.0, rtol=1e-6)
     assert zc.runs_on("lda", "counts") and not zc.runs_on("lda", "raw")
+    assert "lda" in zc.NO_NETWORK  # its rows and label state no epochs
     with pytest.raises(ValueError, match="non-negative"):
         zc.fit_model("lda", X_tr - 5, X_te, 0, epochs=1)
 
