@@ -23,7 +23,9 @@ Protocol (Sparse VAE paper, appendix C.1 and Table 6, evaluated as in Liang et a
   ``max_iter = 500`` and the paper's ``alpha=1.0`` of scikit-learn < 1.0, an L2 penalty of
   weight 1 on both factors, which scikit-learn >= 1.2 spells ``alpha_W = 1/G,
   alpha_H = 1/N_train``; ``nmf_alpha_w1`` is ``alpha_W = 1.0`` read literally, i.e. L2
-  weights ``G`` and ``N_train``), fitted on the training users' full rows. Reference
+  weights ``G`` and ``N_train``), fitted on the training users' full rows; ``lda``, not in
+  the default run: LDA (scikit-learn's defaults; a user's positive movies are its words, and
+  ``reconstruct`` gives ``theta @ beta`` times the row total). Reference
   without factors: ``popularity`` (every user gets the training users' movie frequencies,
   add-one smoothed).
   Diagnostic, not in the default run: ``sparse_vae_l100``, the spike-and-slab lasso 10 times
@@ -37,7 +39,7 @@ Protocol (Sparse VAE paper, appendix C.1 and Table 6, evaluated as in Liang et a
 - Predicted distribution over the 300 movies for a held-out user from an input row ``x``:
   the networks decode the posterior mean of ``z`` given ``x``: ``p = softmax(f(E[z | x]))``;
   NMF reconstructs ``r = transform(x) @ H`` and normalises ``p = max(r, 0) / sum max(r, 0)``
-  (uniform if that sum is 0). Both come from the estimators' ``reconstruct``.
+  (uniform if that sum is 0), and LDA likewise. All come from the estimators' ``reconstruct``.
 - Metrics on the held-out users, each a per-user value averaged over users:
 
   * ``recall5``, ``ndcg10``: :func:`pyro_gfa.metrics.recall_at_k` (``k = 5``) and
@@ -510,11 +512,11 @@ def top_movies(out: Path, rows: list[dict], data, n: int = 5, seed: int = 0) -> 
         f"Split {seed}. Sparse VAE: the {n} movies with the largest |w_jk| in the support of "
         "each active factor (sign shown; active = the prior's support rule plus a non-trivial "
         "posterior, "
-        f"`SparseVAE.support`); NMF: the {n} largest entries of each nonzero row of "
+        f"`SparseVAE.support`); NMF and LDA: the {n} largest entries of each nonzero row of "
         "`components_`. Written by `benchmarks/movielens.py`.",
     ]
     sparse = [m for m in MODELS if m.startswith("sparse_vae")]
-    for model in (*sparse, "nmf"):
+    for model in (*sparse, "nmf", "lda"):
         cands = [r for r in rows if r["model"] == model and int(r["seed"]) == seed]
         if not cands:
             continue
@@ -564,7 +566,7 @@ def genre_coherence(out: Path, rows: list[dict], data, n: int = 5) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for model, ep, lr, rs in _groups(rows):
-        if not model.startswith(("sparse_vae", "nmf")):
+        if not model.startswith(("sparse_vae", "nmf", "lda")):
             continue  # the VAEs' W is all ones: no top movies
         per_split, n_fac, sizes = [], 0, []
         for r in rs:
