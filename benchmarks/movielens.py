@@ -25,7 +25,9 @@ Protocol (Sparse VAE paper, appendix C.1 and Table 6, evaluated as in Liang et a
   alpha_H = 1/N_train``; ``nmf_alpha_w1`` is ``alpha_W = 1.0`` read literally, i.e. L2
   weights ``G`` and ``N_train``), fitted on the training users' full rows; ``lda``, not in
   the default run: LDA (scikit-learn's defaults; a user's positive movies are its words, and
-  ``reconstruct`` gives ``theta @ beta`` times the row total). Reference
+  ``reconstruct`` gives ``theta @ beta`` times the row total); ``sparse_fa``, not in the
+  default run: :class:`pyro_gfa.SparseFA` at its defaults (linear Gaussian factor analysis,
+  spike-and-slab lasso loadings, exact EM), ``reconstruct`` = ``mu + W E[z | x]``. Reference
   without factors: ``popularity`` (every user gets the training users' movie frequencies,
   add-one smoothed).
   Diagnostic, not in the default run: ``sparse_vae_l100``, the spike-and-slab lasso 10 times
@@ -39,7 +41,8 @@ Protocol (Sparse VAE paper, appendix C.1 and Table 6, evaluated as in Liang et a
 - Predicted distribution over the 300 movies for a held-out user from an input row ``x``:
   the networks decode the posterior mean of ``z`` given ``x``: ``p = softmax(f(E[z | x]))``;
   NMF reconstructs ``r = transform(x) @ H`` and normalises ``p = max(r, 0) / sum max(r, 0)``
-  (uniform if that sum is 0), and LDA likewise. All come from the estimators' ``reconstruct``.
+  (uniform if that sum is 0), and LDA and SparseFA likewise. All come from the estimators'
+  ``reconstruct``.
 - Metrics on the held-out users, each a per-user value averaged over users:
 
   * ``recall5``, ``ndcg10``: :func:`pyro_gfa.metrics.recall_at_k` (``k = 5``) and
@@ -142,7 +145,7 @@ class Popularity:
     """Reference without factors: every user gets the training users' movie frequencies,
     ``p_j = (c_j + 1) / sum_l (c_l + 1)`` (``c_j`` positives of movie ``j``, add-one)."""
 
-    def fit(self, X: np.ndarray, seed: int | None = 0):
+    def fit(self, X: np.ndarray, seed: int | None = 0, progress: bool = False):
         self.p_ = (X.sum(0) + 1.0) / (X.sum() + X.shape[1])
         return self
 
@@ -239,6 +242,9 @@ MODELS: dict[str, ModelSpec] = {
     ),
     # not in the default run: LDA (scikit-learn's defaults); a user's movies are its words
     "lda": ModelSpec("LDA", lambda G, a: _gfa().LDA(K), network=False),
+    # not in the default run: the linear Gaussian factor model with spike-and-slab lasso
+    # loadings, at its library defaults, on the 0/1 rows
+    "sparse_fa": ModelSpec("SparseFA (linear)", lambda G, a: _gfa().SparseFA(K), network=False),
     "popularity": ModelSpec("Popularity (reference)", lambda G, a: Popularity(), network=False),
     # not in the default run (DEFAULT_MODELS): VSC, slab probability alpha = 0.01 (Table 6),
     # reached after a geometric warm-up from 0.5 over --em-warmup epochs
@@ -380,7 +386,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> None:
                         device="cpu",
                     )
                 else:
-                    est.fit(sp["X_train"], seed=seed)
+                    est.fit(sp["X_train"], seed=seed, progress=False)
             fit_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             m = evaluate(est, sp)
@@ -512,11 +518,12 @@ def top_movies(out: Path, rows: list[dict], data, n: int = 5, seed: int = 0) -> 
         f"Split {seed}. Sparse VAE: the {n} movies with the largest |w_jk| in the support of "
         "each active factor (sign shown; active = the prior's support rule plus a non-trivial "
         "posterior, "
-        f"`SparseVAE.support`); NMF and LDA: the {n} largest entries of each nonzero row of "
-        "`components_`. Written by `benchmarks/movielens.py`.",
+        f"`SparseVAE.support`; SparseFA: the same in its support); NMF and LDA: the {n} "
+        "largest entries of each nonzero row of `components_`. Written by "
+        "`benchmarks/movielens.py`.",
     ]
     sparse = [m for m in MODELS if m.startswith("sparse_vae")]
-    for model in (*sparse, "nmf", "lda"):
+    for model in (*sparse, "sparse_fa", "nmf", "lda"):
         cands = [r for r in rows if r["model"] == model and int(r["seed"]) == seed]
         if not cands:
             continue
@@ -566,7 +573,7 @@ def genre_coherence(out: Path, rows: list[dict], data, n: int = 5) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for model, ep, lr, rs in _groups(rows):
-        if not model.startswith(("sparse_vae", "nmf", "lda")):
+        if not model.startswith(("sparse_vae", "sparse_fa", "nmf", "lda")):
             continue  # the VAEs' W is all ones: no top movies
         per_split, n_fac, sizes = [], 0, []
         for r in rs:

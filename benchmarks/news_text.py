@@ -38,6 +38,9 @@ PeerRead, which does not ship with any package here):
   unigram model;
   ``lda``: :class:`pyro_gfa.LDA`, scikit-learn defaults (batch variational Bayes, 10
   iterations, priors 1/K), as in appendix C.3;
+  ``sparse_fa``: :class:`pyro_gfa.SparseFA` at its defaults (linear Gaussian factor
+  analysis of the counts, spike-and-slab lasso loadings, exact EM; plug-in from
+  ``mu + W E[z | x]``, clipped at 0; no top words);
   ``vsc``: :class:`pyro_gfa.VSC` on the VAE's network, spike-and-slab codes with the
   paper's slab probability ``alpha = 0.01`` (Table 6), reached after a warm-up from 0.5 over
   ``min(20, epochs // 2)`` epochs;
@@ -159,7 +162,7 @@ class Spec:
 class Unigram:
     """Reference without factors: every document's words ~ the training word frequencies."""
 
-    def fit(self, X, seed=None):
+    def fit(self, X, seed=None, progress=False):
         c = np.asarray(X, dtype=np.float64).sum(0)
         self.p_ = c / c.sum()
         return self
@@ -258,6 +261,8 @@ MODELS: dict[str, Spec] = {
         topics=_linear_topics,
     ),
     "lda": Spec("LDA", lambda s, a: _gfa().LDA(K), topics=_linear_topics),
+    # the linear Gaussian factor model, spike-and-slab lasso loadings, library defaults
+    "sparse_fa": Spec("SparseFA (linear)", lambda s, a: _gfa().SparseFA(K)),
     # the paper's slab probability alpha = 0.01 (Table 6) after a warm-up from 0.5
     "vsc": Spec(
         "VSC",
@@ -357,7 +362,7 @@ def fit_and_score(
         if spec.deep:
             m.fit(X_tr, epochs=args.epochs, batch_size=BATCH, lr=LR, seed=seed, progress=False)
         else:
-            m.fit(X_tr, seed=seed)
+            m.fit(X_tr, seed=seed, progress=False)
     fit_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
