@@ -286,7 +286,7 @@ def fit_model(
         scale = float(X_tr.std()) if X_tr.std() > 10 else 1.0
         X_tr, X_te = X_tr / scale, X_te / scale
         groups = [G] if model == "oivae" else gene_clusters(X_tr, seed)
-        # the oi-VAE's network and prior for all three; JMVAE+ has no prior on W
+        # the oi-VAE's network and prior for every grouped model; JMVAE+ has no prior on W
         cls = {"factvae_clusters": gfa.FactVAE, "jmvae_clusters": gfa.JMVAEPlus}
         m = cls.get(model, gfa.OIVAE)(
             groups=groups,
