@@ -23,10 +23,11 @@ Protocol (Sparse VAE paper, appendix C.1 and Table 6, evaluated as in Liang et a
   ``max_iter = 500`` and the paper's ``alpha=1.0`` of scikit-learn < 1.0, an L2 penalty of
   weight 1 on both factors, which scikit-learn >= 1.2 spells ``alpha_W = 1/G,
   alpha_H = 1/N_train``; ``nmf_alpha_w1`` is ``alpha_W = 1.0`` read literally, i.e. L2
-  weights ``G`` and ``N_train``), fitted on the training users' full rows; ``lda``, not in
-  the default run: LDA (scikit-learn's defaults; a user's positive movies are its words, and
-  ``reconstruct`` gives ``theta @ beta`` times the row total); ``sparse_fa``, not in the
-  default run: :class:`pyro_gfa.SparseFA` at its defaults (linear Gaussian factor analysis,
+  weights ``G`` and ``N_train``), fitted on the training users' full rows; VSC (the VAE's
+  network, slab probability ``alpha = 0.01`` after a warm-up of ``--em-warmup`` epochs);
+  ``lda``: LDA (scikit-learn's defaults; a user's positive movies are its words, and
+  ``reconstruct`` gives ``theta @ beta`` times the row total); ``sparse_fa``:
+  :class:`pyro_gfa.SparseFA` at its defaults (linear Gaussian factor analysis,
   spike-and-slab lasso loadings, exact EM), ``reconstruct`` = ``mu + W E[z | x]``. Reference
   without factors: ``popularity`` (every user gets the training users' movie frequencies,
   add-one smoothed).
@@ -240,14 +241,14 @@ MODELS: dict[str, ModelSpec] = {
         lambda G, a: _gfa().NMF(K, alpha_W=1.0, max_iter=500),
         network=False,
     ),
-    # not in the default run: LDA (scikit-learn's defaults); a user's movies are its words
+    # LDA (scikit-learn's defaults); a user's movies are its words
     "lda": ModelSpec("LDA", lambda G, a: _gfa().LDA(K), network=False),
-    # not in the default run: the linear Gaussian factor model with spike-and-slab lasso
-    # loadings, at its library defaults, on the 0/1 rows
+    # the linear Gaussian factor model with spike-and-slab lasso loadings, at its library
+    # defaults, on the 0/1 rows
     "sparse_fa": ModelSpec("SparseFA (linear)", lambda G, a: _gfa().SparseFA(K), network=False),
     "popularity": ModelSpec("Popularity (reference)", lambda G, a: Popularity(), network=False),
-    # not in the default run (DEFAULT_MODELS): VSC, slab probability alpha = 0.01 (Table 6),
-    # reached after a geometric warm-up from 0.5 over --em-warmup epochs
+    # VSC, slab probability alpha = 0.01 (Table 6), reached after a geometric warm-up from
+    # 0.5 over --em-warmup epochs
     "vsc": ModelSpec(
         "VSC",
         lambda G, a: _gfa().VSC(
@@ -255,7 +256,18 @@ MODELS: dict[str, ModelSpec] = {
         ),
     ),
 }
-DEFAULT_MODELS = ("sparse_vae", "vae", "beta_vae2", "beta_vae4", "nmf", "popularity")
+#: the paper's models, and every other model of the library that takes these rows
+DEFAULT_MODELS = (
+    "sparse_vae",
+    "vae",
+    "beta_vae2",
+    "beta_vae4",
+    "vsc",
+    "nmf",
+    "lda",
+    "sparse_fa",
+    "popularity",
+)
 
 #: Moran et al. 2023, Table 1a (MovieLens 25M subsample, N = 100,000 users, G = 300): mean (sd)
 PAPER = {
