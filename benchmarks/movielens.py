@@ -28,7 +28,9 @@ Protocol (Sparse VAE paper, appendix C.1 and Table 6, evaluated as in Liang et a
   ``lda``: LDA (scikit-learn's defaults; a user's positive movies are its words, and
   ``reconstruct`` gives ``theta @ beta`` times the row total); ``sparse_fa``:
   :class:`pyro_gfa.SparseFA` at its defaults (linear Gaussian factor analysis,
-  spike-and-slab lasso loadings, exact EM), ``reconstruct`` = ``mu + W E[z | x]``. Reference
+  spike-and-slab lasso loadings, exact EM), ``reconstruct`` = ``mu + W E[z | x]``
+  (``sparse_fa_dense``, a diagnostic not in the default run: the same without a prior on
+  ``W``). Reference
   without factors: ``popularity`` (every user gets the training users' movie frequencies,
   add-one smoothed).
   Diagnostic, not in the default run: ``sparse_vae_l100``, the spike-and-slab lasso 10 times
@@ -246,6 +248,12 @@ MODELS: dict[str, ModelSpec] = {
     # the linear Gaussian factor model with spike-and-slab lasso loadings, at its library
     # defaults, on the 0/1 rows
     "sparse_fa": ModelSpec("SparseFA (linear)", lambda G, a: _gfa().SparseFA(K), network=False),
+    # diagnostic, not in the default run: the same without a prior on W (dense loadings)
+    "sparse_fa_dense": ModelSpec(
+        "SparseFA without a prior (dense factor analysis)",
+        lambda G, a: _gfa().SparseFA(K, prior=_gfa().priors.NoPrior()),
+        network=False,
+    ),
     "popularity": ModelSpec("Popularity (reference)", lambda G, a: Popularity(), network=False),
     # VSC, slab probability alpha = 0.01 (Table 6), reached after a geometric warm-up from
     # 0.5 over --em-warmup epochs
