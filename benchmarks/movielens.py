@@ -484,7 +484,34 @@ def summarize(rows: list[dict]) -> str:
             f"| {MODELS[model].label} | {ep or '-'} | {_ms(v['nll_full'], 2)} "
             f"| {_ms(v['recall5_full'], 3)} | {_ms(v['ndcg10_full'], 3)} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + paired_to_nmf(rows)
+
+
+def paired_to_nmf(rows: list[dict]) -> str:
+    """Markdown: every setting's difference to NMF on the same splits (mean ± sd), and on how
+    many of them it is better (higher Recall@5 and NDCG@10, lower NLL); ``""`` without NMF."""
+    ref = {r["seed"]: r for r in rows if r["model"] == "nmf"}
+    lines = [
+        "",
+        "Paired with NMF on the same splits (difference to NMF, mean ± sd; splits better):",
+        "",
+        "| model | epochs | lr | splits | Recall@5 | NDCG@10 | NLL (fold-in) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, ep, lr, rs in _groups(rows):
+        rs = [r for r in rs if r["seed"] in ref]
+        if model == "nmf" or not rs:
+            continue
+        cells = []
+        for key, sign in [("recall5", 1), ("ndcg10", 1), ("nll", -1)]:
+            d = np.array([float(r[key]) - float(ref[r["seed"]][key]) for r in rs])
+            cells.append(f"{_ms(d, 3)}; {int((sign * d > 0).sum())} of {d.size}")
+        lines.append(
+            f"| {MODELS[model].label} | {ep or '-'} | {lr or '-'} | {len(rs)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines) + "\n" if ref else ""
 
 
 def plot(rows: list[dict], path: Path) -> None:

@@ -483,6 +483,10 @@ def _ms(vals: list[str], fmt: str) -> str:
     return f"{v.mean():{fmt}} ± {sd}"
 
 
+#: the per-word scores, in the order of the per-split table
+SCORES = ("nll_word_is", "nll_word_plugin", "nll_word_completion")
+
+
 def summarize(rows: list[dict]) -> str:
     cols = [
         ("nll_doc_is", ".1f"),
@@ -513,12 +517,27 @@ def summarize(rows: list[dict]) -> str:
             + f" | {'/'.join(act) if act else '-'} |"
         )
     paper = ", ".join(f"{k} {v}" for k, v in PAPER_T1B.items())
-    return (
-        "\n".join(lines)
-        + "\n\nMean ± sd over splits (sd with ddof = 1). Moran et al. 2023, Table 1b (PeerRead "
+    seeds = sorted({r["seed"] for r in rows}, key=int)
+    lines += [
+        "",
+        "Mean ± sd over splits (sd with ddof = 1). Moran et al. 2023, Table 1b (PeerRead "
         f"abstracts, a different corpus, NLL per document): {paper}. Paper runtime "
-        f"(Table 6): {PAPER_RUNTIME}.\n"
-    )
+        f"(Table 6): {PAPER_RUNTIME}.",
+        "",
+        "NLL per word on every split (IS / plug-in / completion):",
+        "",
+        "| model | epochs | " + " | ".join(f"split {s}" for s in seeds) + " |",
+        "|---|---|" + "---|" * len(seeds),
+    ]
+    for model, ep in keys:
+        by_seed = {r["seed"]: r for r in rows if (r["model"], r["epochs"]) == (model, ep)}
+        cells = [
+            " / ".join(by_seed[s].get(c, "") or "-" for c in SCORES) if s in by_seed else ""
+            for s in seeds
+        ]
+        label = MODELS[model].label if model in MODELS else model
+        lines.append(f"| {label} | {ep or '-'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def figure(rows: list[dict], path: Path) -> None:

@@ -176,6 +176,37 @@ def test_movielens_summary_is_mean_and_sample_sd_of_the_fold_in_metrics(monkeypa
     assert "| 151.00 ± 1.41 | 0.300 ± 0.141 | 0.400 ± 0.141 |" in line
 
 
+def test_movielens_paired_differences_to_nmf_by_hand(monkeypatch):
+    ml = load("movielens", monkeypatch)
+
+    def row(model, seed, nll, r5, n10):
+        ep = "40" if model == "vae" else ""
+        return {
+            "model": model,
+            "seed": str(seed),
+            "epochs": ep,
+            "lr": "",
+            "nll": str(nll),
+            "recall5": str(r5),
+            "ndcg10": str(n10),
+        }
+
+    rows = [
+        row("nmf", 0, 40.0, 0.30, 0.30),
+        row("nmf", 1, 42.0, 0.20, 0.40),
+        row("vae", 0, 39.0, 0.35, 0.20),
+        row("vae", 1, 43.0, 0.30, 0.30),
+        row("vae", 7, 1.0, 1.0, 1.0),
+    ]  # split 7 has no NMF row: left out
+    (line,) = [x for x in ml.paired_to_nmf(rows).splitlines() if x.startswith("| VAE")]
+    # recall +0.05 / +0.10, ndcg -0.10 / -0.10, nll -1 / +1 (lower is better)
+    assert line == (
+        "| VAE | 40 | - | 2 | 0.075 ± 0.035; 2 of 2 | -0.100 ± 0.000; 0 of 2"
+        " | 0.000 ± 1.414; 1 of 2 |"
+    )
+    assert ml.paired_to_nmf([r for r in rows if r["model"] == "vae"]) == ""
+
+
 def test_movielens_top_movies_are_the_largest_loadings_in_the_support(monkeypatch):
     ml = load("movielens", monkeypatch)
     col = np.array([0.1, -0.9, 0.5, 0.3])
@@ -293,6 +324,32 @@ def test_news_scores_of_a_uniform_model_are_log_G_per_word(monkeypatch):
     np.testing.assert_array_equal(whole, X_te)
     np.testing.assert_array_equal(half.sum(1), [2, 4])
     assert (half <= X_te[[0, 2]]).all()
+
+
+def test_news_summary_lists_every_splits_per_word_scores(monkeypatch):
+    nt = load("news_text", monkeypatch)
+    rows = [
+        {
+            "model": "vae",
+            "epochs": "40",
+            "seed": "1",
+            "nll_word_is": "5.1",
+            "nll_word_plugin": "5.2",
+            "nll_word_completion": "5.3",
+        },
+        {
+            "model": "lda",
+            "epochs": "",
+            "seed": "0",
+            "nll_word_is": "",
+            "nll_word_plugin": "5.4",
+            "nll_word_completion": "5.5",
+        },
+    ]
+    md = nt.summarize(rows).splitlines()
+    assert "| model | epochs | split 0 | split 1 |" in md
+    assert "| VAE | 40 |  | 5.1 / 5.2 / 5.3 |" in md  # no split-0 row: an empty cell
+    assert "| LDA | - | - / 5.4 / 5.5 |  |" in md  # no IS for LDA
 
 
 def test_news_summary_is_mean_and_sample_sd(monkeypatch):
