@@ -505,7 +505,8 @@ def cmd_fit(args) -> int:
         if model.history_:  # the model kept its last completed epoch: keep it for the user
             import pandas as pd
 
-            model.save(out / "model.zip")
+            if not args.checkpoint_every:  # else fit has saved it there already
+                model.save(out / "model.zip")
             pd.DataFrame(model.history_).to_csv(out / "history.csv", index=False)
             kept = (
                 f"the model of the last completed epoch, {len(model.history_)}, and its"
