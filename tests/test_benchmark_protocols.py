@@ -352,6 +352,21 @@ def test_news_summary_lists_every_splits_per_word_scores(monkeypatch):
     assert "| LDA | - | - / 5.4 / 5.5 |  |" in md  # no IS for LDA
 
 
+def test_news_beta_vae_and_small_vsc_are_the_documented_models(monkeypatch):
+    nt = load("news_text", monkeypatch)
+    args = argparse.Namespace(epochs=40)
+    beta = nt.MODELS["beta_vae"].make((10, 30), args).get_config()
+    vae = nt.MODELS["vae"].make((10, 30), args).get_config()
+    assert beta == {**vae, "beta": 2.0}  # the VAE row's model but for beta
+    vsc = nt.MODELS["vsc_1x100"].make((10, 30), args).get_config()
+    assert vsc == {
+        **nt.MODELS["vsc"].make((10, 30), args).get_config(),
+        "hidden": nt.SMALL,
+        "kl_warmup": 20,
+    }
+    assert vsc["slab_prob"] == 0.01 and vsc["likelihood"] == "multinomial"
+
+
 def test_news_summary_is_mean_and_sample_sd(monkeypatch):
     nt = load("news_text", monkeypatch)
     assert nt._ms(["1", "2", "4", ""], ".3f") == "2.333 ± 1.528"  # ddof = 1, blanks skipped
@@ -529,6 +544,31 @@ def test_zeisel_grouped_models_take_the_gene_clusters_as_groups(monkeypatch, mod
     clusters = zc.gene_clusters(X, 0)
     assert [list(ix) for ix in m.groups.index] == [list(c) for c in clusters]
     assert f_tr.shape == (48, zc.K) and f_te.shape == (8, zc.K) and np.isfinite(f_te).all()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # one epoch: shorter than the warm-ups
+@pytest.mark.parametrize(
+    "base, cls, mask",
+    [("sparse_vae", "SparseVAE", True), ("vae", "SparseVAE", False), ("vsc", "VSC", False)],
+)
+@pytest.mark.parametrize("net", ["", "_1x100"])
+def test_zeisel_networks_are_the_documented_ones(monkeypatch, base, cls, mask, net):
+    import pyro_gfa as gfa
+
+    zc = load("zeisel_classification", monkeypatch)
+    rng = np.random.default_rng(0)
+    X_tr, X_te = rng.normal(size=(40, 12)).astype(np.float32), rng.normal(size=(6, 12))
+    fitted = []
+    fit = gfa.SparseVAE.fit
+    monkeypatch.setattr(
+        gfa.SparseVAE, "fit", lambda self, X, **kw: fitted.append((self, kw)) or fit(self, X, **kw)
+    )
+    f_tr, f_te, _ = zc.fit_model(base + net, X_tr, X_te.astype(np.float32), 0, epochs=1)
+    ((m, kw),) = fitted
+    expected = {"": ((100, 100, 100), 1e-2, 512), "_1x100": ((100,), 1e-3, 128)}[net]
+    assert type(m).__name__ == cls and m.get_config().get("mask", False) is mask
+    assert (tuple(m.hidden), kw["lr"], kw["batch_size"]) == expected
+    assert f_tr.shape == (40, zc.K) and f_te.shape == (6, zc.K)
 
 
 def test_zeisel_lda_factors_are_topic_proportions_of_the_counts(monkeypatch):
