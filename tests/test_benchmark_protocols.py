@@ -44,6 +44,18 @@ def write_ml100k(folder: Path, ratings: list[tuple[int, int, int]], n_movies: in
     (folder / "ml-100k.user").write_text("\n".join(users) + "\n")
 
 
+def test_movielens_small_vsc_is_vsc_on_the_small_sparse_vae_setting(monkeypatch):
+    ml = load("movielens", monkeypatch)
+    args = argparse.Namespace(em_warmup=20)
+    small, paper = ml.MODELS["vsc_1x100"], ml.MODELS["vsc"]
+    assert small.hidden == ml.SMALL == ml.MODELS["sparse_vae_1x100"].hidden
+    assert small.make(300, args).get_config() == {
+        **paper.make(300, args).get_config(),
+        "hidden": ml.SMALL,
+        "kl_warmup": 20,  # sparse_vae_1x100's annealing
+    }
+
+
 def test_movielens_binarises_at_4_stars_keeps_300_movies_and_users_with_5(monkeypatch, tmp_path):
     from pyro_gfa.data import real
 
