@@ -164,10 +164,15 @@ class Popularity:
 
 
 def sparse_vae_spec(
-    label: str, hidden: tuple[int, ...], lambda0: float | None = None, anneal: bool = False
+    label: str,
+    hidden: tuple[int, ...],
+    lambda0: float | None = None,
+    anneal: bool = False,
+    input_dropout: float = 0.0,
 ) -> ModelSpec:
     """The study's Sparse VAE: ``SpikeSlabLasso(lambda0, lambda0 / 10)`` (``None``: the library
-    default) and, with ``anneal``, the KL weight rising over 20 epochs (Liang et al. 2018)."""
+    default), with ``anneal`` the KL weight rising over 20 epochs, and ``input_dropout`` on
+    the encoder's input (both from Liang et al. 2018)."""
 
     def make(G, a):
         gfa = _gfa()
@@ -180,19 +185,30 @@ def sparse_vae_spec(
             em_warmup=a.em_warmup,
             kl_warmup=20 if anneal else 0,
             prior=prior,
+            input_dropout=input_dropout,
         )
 
     return ModelSpec(label, make, hidden=hidden)
 
 
 def vae_spec(
-    label: str, hidden: tuple[int, ...] = HIDDEN, beta: float = 1.0, kl_warmup: int = 0
+    label: str,
+    hidden: tuple[int, ...] = HIDDEN,
+    beta: float = 1.0,
+    kl_warmup: int = 0,
+    input_dropout: float = 0.0,
 ) -> ModelSpec:
     """The study's VAE (a beta-VAE for ``beta != 1``), its network named once."""
 
     def make(G, a):
         return _gfa().VAE(
-            G, K, beta=beta, hidden=hidden, likelihood="multinomial", kl_warmup=kl_warmup
+            G,
+            K,
+            beta=beta,
+            hidden=hidden,
+            likelihood="multinomial",
+            kl_warmup=kl_warmup,
+            input_dropout=input_dropout,
         )
 
     return ModelSpec(label, make, hidden=hidden)
@@ -228,6 +244,16 @@ MODELS: dict[str, ModelSpec] = {
     ),
     "vae": vae_spec("VAE"),
     "vae_1x100": vae_spec("VAE (1 x 100)", hidden=SMALL),
+    # the denoising encoder of Liang et al. 2018 (dropout 0.5 on its input) on the small
+    # networks
+    "sparse_vae_1x100_drop": sparse_vae_spec(
+        "Sparse VAE (1 x 100, lambda0 = 50, lambda1 = 5, KL annealing, input dropout 0.5)",
+        SMALL,
+        50.0,
+        anneal=True,
+        input_dropout=0.5,
+    ),
+    "vae_1x100_drop": vae_spec("VAE (1 x 100, input dropout 0.5)", SMALL, input_dropout=0.5),
     "vae_kl": vae_spec("VAE (KL annealing)", kl_warmup=20),
     "beta_vae2": vae_spec("beta-VAE (beta = 2)", beta=2.0),
     "beta_vae4": vae_spec("beta-VAE (beta = 4)", beta=4.0),

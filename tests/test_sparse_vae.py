@@ -344,6 +344,31 @@ def test_kl_annealing_schedule():
     assert m.module.kl_weight == pytest.approx(2 / 3)
 
 
+@pytest.mark.filterwarnings("ignore:the fit ended with no active factor")  # one epoch
+@pytest.mark.parametrize("cls", [gfa.SparseVAE, gfa.VAE, gfa.VSC])
+def test_input_dropout_zeroes_the_encoder_input_while_training_only(cls, tmp_path):
+    X = np.random.default_rng(0).poisson(3.0, (64, 12)).astype(np.float32)
+    m = cls(12, 3, hidden=(8,), likelihood="multinomial", input_dropout=0.25, em_warmup=0)
+    m.fit(X, epochs=1, progress=False)
+    x = torch.as_tensor(X)
+    h = m.module.likelihood.encoder_input(x)
+    m.module.train()
+    torch.manual_seed(0)
+    draws = torch.stack([m.module.encoder_features(x) for _ in range(400)])
+    kept = draws != 0
+    # inverted dropout: a kept entry is scaled by 1 / (1 - p), so its mean stays h
+    torch.testing.assert_close(draws, kept * (h / 0.75))
+    assert (~kept[:, h != 0]).float().mean().item() == pytest.approx(0.25, abs=0.01)
+    # evaluation sees the whole row: no dropout, deterministic codes
+    m.module.eval()
+    assert torch.equal(m.module.encoder_features(x), h)
+    np.testing.assert_array_equal(m.transform(X), m.transform(X))
+    # the setting survives save / load, and its default is off
+    m2 = gfa.load(m.save(tmp_path / "m.zip"))
+    assert m2.input_dropout == m2.module.input_dropout == 0.25
+    assert cls(12, 3)._build_module().input_dropout == 0.0
+
+
 def test_a_collapsed_fit_warns_and_says_what_to_change():
     data = make_sparse_vae_data(n=200, rho=0.0, seed=0)
     prior = SpikeSlabLasso(lambda0=1e6, lambda1=1e5)
@@ -434,6 +459,8 @@ def test_code_information_is_measured_against_the_prior_marginals():
         (dict(encoder_hidden=(0,)), "encoder_hidden"),  # fits, but ignores its input
         (dict(em_warmup=1.5), "em_warmup"),
         (dict(kl_warmup=-1), "kl_warmup"),
+        (dict(input_dropout=1.0), "input_dropout"),  # nothing left to encode
+        (dict(input_dropout=-0.1), "input_dropout"),
         (dict(w_init=-1.0), "w_init"),
         (dict(w_init=float("nan")), "w_init"),
         (dict(max_elements=0), "max_elements"),

@@ -52,6 +52,10 @@ Design choices (``docs/results.md``, "Sparse VAE: synthetic study", tests them)
   posterior is its prior on the training data (mean KL < ``kl_tol``) is reported empty.
 - VAE baseline: ``mask=False`` freezes ``W`` at ones and uses no prior (the same network;
   the decoder then shares one hidden pass over all features).
+- ``input_dropout`` (off by default): while training, the encoder sees its input with a
+  random fraction of the entries zeroed, the denoising encoder of Liang et al. (2018); the
+  likelihood still scores the whole row, so the codes learn to predict features they did
+  not see (the fold-in task of recommendation and document completion).
 """
 
 from __future__ import annotations
@@ -268,6 +272,7 @@ class SparseVAEModule(GFAModule):
         self.beta = 1.0  # of the beta-VAE
         self.kl_weight = 1.0  # beta, times the KL warm-up's factor while it lasts
         self.kl_warmup_epochs = 0
+        self.input_dropout = 0.0
 
     def start_epoch(self, epoch: int) -> None:
         """KL annealing (called by the training loop): the weight of the KL term rises
@@ -292,11 +297,20 @@ class SparseVAEModule(GFAModule):
         row total, the composition ``softmax(out)`` (rows summing to 1)."""
         return self.likelihood.mean(self.decoder_out(z))
 
+    def encoder_features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the inference network sees: the likelihood's
+        :meth:`~pyro_gfa.models.likelihoods.Likelihood.encoder_input` of ``x``, and while
+        training (``module.train()``) with each entry zeroed with probability
+        ``input_dropout`` and the others scaled by ``1 / (1 - input_dropout)``."""
+        h = self.likelihood.encoder_input(x)
+        if self.training and self.input_dropout > 0:
+            h = torch.nn.functional.dropout(h, self.input_dropout)
+        return h
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(N, K)`` mean and standard deviation of ``q(z | x)`` from the inference network, which
-        sees the likelihood's :meth:`~pyro_gfa.models.likelihoods.Likelihood.encoder_input` of
-        ``x``; ``scale = exp(clamp(., -12, 6)) * std_multiplier + 1e-4``."""
-        loc, log_s = self.encoder(self.likelihood.encoder_input(x)).chunk(2, dim=-1)
+        """``(N, K)`` mean and standard deviation of ``q(z | x)`` from the inference network
+        on :meth:`encoder_features`; ``scale = exp(clamp(., -12, 6)) * std_multiplier + 1e-4``."""
+        loc, log_s = self.encoder(self.encoder_features(x)).chunk(2, dim=-1)
         return loc, log_s.clamp(-12.0, 6.0).exp() * self.std_multiplier + 1e-4
 
     def prior_scale_tril(self) -> torch.Tensor | None:
@@ -455,6 +469,11 @@ class SparseVAE(Estimator):
         Epochs over which the weight of the KL term rises linearly from ``1 / kl_warmup``
         to 1 (KL annealing, as in Liang et al. 2018 for the multinomial likelihood);
         ``0``: no annealing. It keeps the codes from collapsing to the prior early on.
+    input_dropout
+        Probability with which each entry of the encoder's input is zeroed while training
+        (the denoising encoder of Liang et al. 2018, who use 0.5; ``0``: off). The
+        likelihood scores the whole row; ``transform``, ``elbo`` and ``log_likelihood``
+        see the whole row.
     prior_scale
         ``"posterior"`` (default; global priors divided by ``N``, the log posterior per row)
         or ``"paper"`` (global priors counted once against the per-row mean ELBO); see
@@ -505,6 +524,7 @@ class SparseVAE(Estimator):
         encoder_hidden: Sequence[int] | None = None,
         em_warmup: int = 20,
         kl_warmup: int = 0,
+        input_dropout: float = 0.0,
         prior_scale: str = "posterior",
         theta_prior: bool = True,
         normalize_first: bool = True,
@@ -544,6 +564,7 @@ class SparseVAE(Estimator):
         self.prior_cov = prior_cov
         self.em_warmup = check_int(em_warmup, "em_warmup", 0)
         self.kl_warmup = check_int(kl_warmup, "kl_warmup", 0)
+        self.input_dropout = check_float(input_dropout, "input_dropout", 0.0, 1.0, allow_low=True)
         self.max_elements = check_int(max_elements, "max_elements")
         self.theta_prior = check_bool(theta_prior, "theta_prior")
         self.normalize_first = check_bool(normalize_first, "normalize_first")
@@ -589,6 +610,7 @@ class SparseVAE(Estimator):
             **self._module_options(),
         )
         module.kl_warmup_epochs = self.kl_warmup
+        module.input_dropout = self.input_dropout
         if isinstance(module.prior, SpikeSlabLasso):
             module.prior.em_warmup_steps = self.em_warmup * self._steps_per_epoch
         return module

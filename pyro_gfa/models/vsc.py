@@ -166,7 +166,7 @@ class VSCModule(SparseVAEModule):
         self.slab_prob.fill_(start ** (1 - frac) * self.target_slab_prob**frac)
 
     def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
-        loc, log_s, logit = self.encoder(self.likelihood.encoder_input(x)).chunk(3, dim=-1)
+        loc, log_s, logit = self.encoder(self.encoder_features(x)).chunk(3, dim=-1)
         scale = log_s.clamp(-12.0, 6.0).exp() * self.std_multiplier + 1e-4
         temperature = self.temperature if self.training else None
         return SpikeAndSlab(torch.sigmoid(logit), loc, scale, temperature).to_event(1)
