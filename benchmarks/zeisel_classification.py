@@ -22,8 +22,9 @@ Protocol (appendix C.1, C.3, Table 6 of the Sparse VAE paper, made held-out-clea
   for the factVAE, no prior on ``W`` for JMVAE+), Sparse VAE (3 x 100, spike-and-slab
   lasso at its library default), VAE (the same network, ``mask=False``) and VSC (the same
   network, spike-and-slab codes, ``alpha = 0.01``); networks: batch 512, Adam 1e-2, 100
-  epochs (Table 6). ``sparse_vae_1x100`` / ``vae_1x100`` / ``vsc_1x100``: one hidden layer
-  of 100, Adam 1e-3, batch 128 (chosen with VAE fits on development splits 100-102). On ``counts``
+  epochs (Table 6). ``sparse_vae_1x100`` / ``vae_1x100`` / ``vsc_1x100`` /
+  ``oivae_clusters_1x100`` / ``factvae_clusters_1x100``: one hidden layer of 100 (every
+  network), Adam 1e-3, batch 128 (chosen with VAE fits on development splits 100-102). On ``counts``
   only: the VAE with a negative binomial likelihood (mean = the
   cell's total count x a softmax composition, per-gene dispersion), batch 128, Adam 1e-3
   (chosen on split 0; at 1e-2 its codes collapsed), and LDA (scikit-learn's defaults; the
@@ -104,7 +105,9 @@ MODELS = (
     "sparse_fa",
     "oivae",
     "oivae_clusters",
+    "oivae_clusters_1x100",
     "factvae_clusters",
+    "factvae_clusters_1x100",
     "jmvae_clusters",
     "sparse_vae",
     "sparse_vae_1x100",
@@ -164,7 +167,11 @@ LABELS = {
     "sparse_fa": "SparseFA (linear, spike-and-slab lasso, EM)",
     "oivae": "oi-VAE (1 group)",
     "oivae_clusters": f"oi-VAE ({N_CLUSTERS} gene clusters)",
+    "oivae_clusters_1x100": (f"oi-VAE ({N_CLUSTERS} gene clusters), 1 x 100, Adam 1e-3, batch 128"),
     "factvae_clusters": f"factVAE ({N_CLUSTERS} gene clusters)",
+    "factvae_clusters_1x100": (
+        f"factVAE ({N_CLUSTERS} gene clusters), 1 x 100, Adam 1e-3, batch 128"
+    ),
     "jmvae_clusters": f"JMVAE+ ({N_CLUSTERS} gene clusters)",
     "sparse_vae": "Sparse VAE",
     "sparse_vae_1x100": "Sparse VAE, 1 x 100, Adam 1e-3, batch 128",
@@ -281,28 +288,31 @@ def fit_model(
     if model == "lda":
         m = gfa.LDA(K).fit(X_tr, seed=seed)  # scikit-learn's defaults, as in the news study
         return m.transform(X_tr), m.transform(X_te), extra
-    if model in ("oivae", "oivae_clusters", "factvae_clusters", "jmvae_clusters"):
+    base = model.removesuffix("_1x100")
+    net = NETS[model[len(base) :]]
+    fit_options = dict(
+        epochs=epochs, batch_size=net["batch_size"], lr=net["lr"], seed=seed, progress=False
+    )
+    if base in ("oivae", "oivae_clusters", "factvae_clusters", "jmvae_clusters"):
         # These have no built-in scaling of the data (their noise sd starts at 0.01): on
         # counts in the thousands the first step overflows. One global scale (the training
         # cells' overall sd) keeps the genes' relative variances, i.e. still unstandardised.
         scale = float(X_tr.std()) if X_tr.std() > 10 else 1.0
         X_tr, X_te = X_tr / scale, X_te / scale
-        groups = [G] if model == "oivae" else gene_clusters(X_tr, seed)
-        # the oi-VAE's network and prior for every grouped model; JMVAE+ has no prior on W
+        groups = [G] if base == "oivae" else gene_clusters(X_tr, seed)
+        # the oi-VAE's prior for every grouped model; JMVAE+ has no prior on W
         cls = {"factvae_clusters": gfa.FactVAE, "jmvae_clusters": gfa.JMVAEPlus}
-        m = cls.get(model, gfa.OIVAE)(
+        m = cls.get(base, gfa.OIVAE)(
             groups=groups,
             latent_dim=K,
             p=5,
-            generator_hidden=HIDDEN,
-            encoder_hidden=HIDDEN,
-            prior=gfa.priors.NoPrior() if model == "jmvae_clusters" else gfa.priors.GroupLasso(1.0),
+            generator_hidden=net["hidden"],
+            encoder_hidden=net["hidden"],
+            prior=gfa.priors.NoPrior() if base == "jmvae_clusters" else gfa.priors.GroupLasso(1.0),
         )
-        m.fit(X_tr, epochs=epochs, batch_size=512, lr=1e-2, seed=seed, progress=False)
+        m.fit(X_tr, **fit_options)
         extra["active_factors"] = int((m.loadings() > 0).any(0).sum())
-    elif model.removesuffix("_1x100") in ("sparse_vae", "vae", "vsc"):
-        base = model.removesuffix("_1x100")
-        net = NETS[model[len(base) :]]
+    elif base in ("sparse_vae", "vae", "vsc"):
         if base == "vsc":
             m = gfa.VSC(n_features=G, latent_dim=K, slab_prob=0.01, hidden=net["hidden"])
         else:
@@ -314,14 +324,7 @@ def fit_model(
                 mask=base == "sparse_vae",
                 em_warmup=min(20, epochs // 5) if em_warmup is None else em_warmup,
             )
-        m.fit(
-            X_tr,
-            epochs=epochs,
-            batch_size=net["batch_size"],
-            lr=net["lr"],
-            seed=seed,
-            progress=False,
-        )
+        m.fit(X_tr, **fit_options)
         if base == "sparse_vae":
             extra["active_factors"] = int(m.support().any(0).sum())
             extra["estimator"] = m

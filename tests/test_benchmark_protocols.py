@@ -544,7 +544,12 @@ def test_zeisel_paired_differences_match_splits(monkeypatch):
 @pytest.mark.filterwarnings("ignore::UserWarning")  # one epoch: no factor is active yet
 @pytest.mark.parametrize(
     "model, cls, prior",
-    [("factvae_clusters", "FactVAE", "GroupLasso"), ("jmvae_clusters", "JMVAEPlus", "NoPrior")],
+    [
+        ("factvae_clusters", "FactVAE", "GroupLasso"),
+        ("factvae_clusters_1x100", "FactVAE", "GroupLasso"),
+        ("jmvae_clusters", "JMVAEPlus", "NoPrior"),
+        ("oivae_clusters_1x100", "OIVAE", "GroupLasso"),
+    ],
 )
 def test_zeisel_grouped_models_take_the_gene_clusters_as_groups(monkeypatch, model, cls, prior):
     import pyro_gfa as gfa
@@ -553,13 +558,21 @@ def test_zeisel_grouped_models_take_the_gene_clusters_as_groups(monkeypatch, mod
     rng = np.random.default_rng(0)
     X_tr, X_te = rng.gamma(2.0, 30.0, (48, 40)), rng.gamma(2.0, 30.0, (8, 40))
     fitted = []
-    fit = gfa.FactVAE.fit
+    klass = getattr(gfa, cls)
+    fit = klass.fit
     monkeypatch.setattr(
-        gfa.FactVAE, "fit", lambda self, X, **kw: fitted.append((self, X)) or fit(self, X, **kw)
+        klass,
+        "fit",
+        lambda self, X, **kw: fitted.append((self, X, kw)) or fit(self, X, **kw),
     )
     f_tr, f_te, extra = zc.fit_model(model, X_tr, X_te, 0, epochs=1)
-    ((m, X),) = fitted
+    ((m, X, kw),) = fitted
     assert type(m).__name__ == cls and type(m.get_config()["prior"]).__name__ == prior
+    # the oi-VAE's 3 x 100 networks, or the small networks of the other _1x100 rows
+    net = zc.NETS["_1x100" if model.endswith("_1x100") else ""]
+    config = m.get_config()
+    assert config["generator_hidden"] == config["encoder_hidden"] == net["hidden"]
+    assert (kw["lr"], kw["batch_size"]) == (net["lr"], net["batch_size"])
     # the oi-VAE's groups: k-means clusters of the genes, on the data as fitted (one global scale)
     np.testing.assert_allclose(X, X_tr / X_tr.std(), rtol=1e-6)
     clusters = zc.gene_clusters(X, 0)
