@@ -23,9 +23,10 @@ Protocol (appendix C.1, C.3, Table 6 of the Sparse VAE paper, made held-out-clea
   lasso at its library default), VAE (the same network, ``mask=False``) and VSC (the same
   network, spike-and-slab codes, ``alpha = 0.01``); networks: batch 512, Adam 1e-2, 100
   epochs (Table 6). ``sparse_vae_1x100`` / ``vae_1x100`` / ``vsc_1x100`` /
-  ``oivae_clusters_1x100`` / ``factvae_clusters_1x100``: one hidden layer of 100 (every
-  network), Adam 1e-3, batch 128 (chosen with VAE fits on development splits 100-102). On ``counts``
-  only: the VAE with a negative binomial likelihood (mean = the
+  ``oivae_clusters_1x100`` / ``factvae_clusters_1x100`` / ``jmvae_clusters_1x100``: one
+  hidden layer of 100 (every network), Adam 1e-3, batch 128 (chosen with VAE fits on
+  development splits 100-102). On ``counts`` only: the VAE with a negative binomial
+  likelihood (mean = the
   cell's total count x a softmax composition, per-gene dispersion), batch 128, Adam 1e-3
   (chosen on split 0; at 1e-2 its codes collapsed), and LDA (scikit-learn's defaults; the
   factors are each cell's topic proportions).
@@ -109,6 +110,7 @@ MODELS = (
     "factvae_clusters",
     "factvae_clusters_1x100",
     "jmvae_clusters",
+    "jmvae_clusters_1x100",
     "sparse_vae",
     "sparse_vae_1x100",
     "vae",
@@ -173,6 +175,7 @@ LABELS = {
         f"factVAE ({N_CLUSTERS} gene clusters), 1 x 100, Adam 1e-3, batch 128"
     ),
     "jmvae_clusters": f"JMVAE+ ({N_CLUSTERS} gene clusters)",
+    "jmvae_clusters_1x100": (f"JMVAE+ ({N_CLUSTERS} gene clusters), 1 x 100, Adam 1e-3, batch 128"),
     "sparse_vae": "Sparse VAE",
     "sparse_vae_1x100": "Sparse VAE, 1 x 100, Adam 1e-3, batch 128",
     "vae": "VAE",

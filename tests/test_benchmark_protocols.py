@@ -548,6 +548,7 @@ def test_zeisel_paired_differences_match_splits(monkeypatch):
         ("factvae_clusters", "FactVAE", "GroupLasso"),
         ("factvae_clusters_1x100", "FactVAE", "GroupLasso"),
         ("jmvae_clusters", "JMVAEPlus", "NoPrior"),
+        ("jmvae_clusters_1x100", "JMVAEPlus", "NoPrior"),
         ("oivae_clusters_1x100", "OIVAE", "GroupLasso"),
     ],
 )
