@@ -214,6 +214,24 @@ def vae_spec(
     return ModelSpec(label, make, hidden=hidden)
 
 
+def vsc_spec(label: str, hidden: tuple[int, ...], kl_warmup: int = 0) -> ModelSpec:
+    """VSC with the paper's slab probability ``alpha = 0.01`` (Table 6), reached after a
+    geometric warm-up from 0.5 over ``--em-warmup`` epochs."""
+
+    def make(G, a):
+        return _gfa().VSC(
+            G,
+            K,
+            slab_prob=0.01,
+            warmup=a.em_warmup,
+            hidden=hidden,
+            likelihood="multinomial",
+            kl_warmup=kl_warmup,
+        )
+
+    return ModelSpec(label, make, hidden=hidden)
+
+
 MODELS: dict[str, ModelSpec] = {
     "sparse_vae": sparse_vae_spec("Sparse VAE", HIDDEN),
     # diagnostic: the spike-and-slab lasso 10 times weaker than the library default
@@ -282,28 +300,9 @@ MODELS: dict[str, ModelSpec] = {
         network=False,
     ),
     "popularity": ModelSpec("Popularity (reference)", lambda G, a: Popularity(), network=False),
-    # VSC, slab probability alpha = 0.01 (Table 6), reached after a geometric warm-up from
-    # 0.5 over --em-warmup epochs
-    "vsc": ModelSpec(
-        "VSC",
-        lambda G, a: _gfa().VSC(
-            G, K, slab_prob=0.01, warmup=a.em_warmup, hidden=HIDDEN, likelihood="multinomial"
-        ),
-    ),
+    "vsc": vsc_spec("VSC", HIDDEN),
     # the same on sparse_vae_1x100's network with its KL annealing
-    "vsc_1x100": ModelSpec(
-        "VSC (1 x 100, KL annealing)",
-        lambda G, a: _gfa().VSC(
-            G,
-            K,
-            slab_prob=0.01,
-            warmup=a.em_warmup,
-            hidden=SMALL,
-            likelihood="multinomial",
-            kl_warmup=20,
-        ),
-        hidden=SMALL,
-    ),
+    "vsc_1x100": vsc_spec("VSC (1 x 100, KL annealing)", SMALL, kl_warmup=20),
 }
 #: the paper's models, and every other model of the library that takes these rows
 DEFAULT_MODELS = (

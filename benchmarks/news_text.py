@@ -219,6 +219,42 @@ def sparse_vae_spec(
     return Spec(label, make, deep=True, topics=_sparse_topics)
 
 
+def vae_spec(
+    label: str, hidden: tuple[int, ...], beta: float = 1.0, input_dropout: float = 0.0
+) -> Spec:
+    """The study's VAE (a beta-VAE for ``beta != 1``) on ``hidden``."""
+
+    def make(shape, a):
+        return _gfa().VAE(
+            shape[1],
+            K,
+            beta=beta,
+            hidden=hidden,
+            likelihood="multinomial",
+            input_dropout=input_dropout,
+        )
+
+    return Spec(label, make, deep=True)
+
+
+def vsc_spec(label: str, hidden: tuple[int, ...], kl_warmup: int = 0) -> Spec:
+    """VSC with the paper's slab probability ``alpha = 0.01`` (Table 6), reached after a
+    warm-up from 0.5 over ``min(20, epochs // 2)`` epochs."""
+
+    def make(shape, a):
+        return _gfa().VSC(
+            shape[1],
+            K,
+            slab_prob=0.01,
+            warmup=min(20, a.epochs // 2),
+            hidden=hidden,
+            likelihood="multinomial",
+            kl_warmup=kl_warmup,
+        )
+
+    return Spec(label, make, deep=True)
+
+
 MODELS: dict[str, Spec] = {
     "sparse_vae": sparse_vae_spec("Sparse VAE", HIDDEN, anneal=False),
     # KL annealing and a 20 times weaker spike-and-slab lasso (the setting that kept the
@@ -238,21 +274,9 @@ MODELS: dict[str, Spec] = {
     "sparse_vae_1x100_ssl500": sparse_vae_spec(
         "Sparse VAE (1 x 100, lambda0 = 500, lambda1 = 50, KL annealing)", SMALL, 500.0
     ),
-    "vae": Spec(
-        "VAE",
-        lambda s, a: _gfa().VAE(s[1], K, hidden=HIDDEN, likelihood="multinomial"),
-        deep=True,
-    ),
-    "beta_vae": Spec(
-        "beta-VAE (beta = 2)",
-        lambda s, a: _gfa().VAE(s[1], K, beta=2.0, hidden=HIDDEN, likelihood="multinomial"),
-        deep=True,
-    ),
-    "vae_1x100": Spec(
-        "VAE (1 x 100)",
-        lambda s, a: _gfa().VAE(s[1], K, hidden=SMALL, likelihood="multinomial"),
-        deep=True,
-    ),
+    "vae": vae_spec("VAE", HIDDEN),
+    "beta_vae": vae_spec("beta-VAE (beta = 2)", HIDDEN, beta=2.0),
+    "vae_1x100": vae_spec("VAE (1 x 100)", SMALL),
     # a denoising encoder (Liang et al. 2018): dropout on the encoder's input, rate 0.2
     # chosen on development splits 100-102 (0.5, their rate, was worse there)
     "sparse_vae_1x100_drop": sparse_vae_spec(
@@ -261,11 +285,7 @@ MODELS: dict[str, Spec] = {
         50.0,
         input_dropout=0.2,
     ),
-    "vae_1x100_drop": Spec(
-        "VAE (1 x 100, input dropout 0.2)",
-        lambda s, a: _gfa().VAE(s[1], K, hidden=SMALL, likelihood="multinomial", input_dropout=0.2),
-        deep=True,
-    ),
+    "vae_1x100_drop": vae_spec("VAE (1 x 100, input dropout 0.2)", SMALL, input_dropout=0.2),
     "nmf": Spec(
         "NMF (KL loss)",
         lambda s, a: _gfa().NMF(
@@ -291,34 +311,10 @@ MODELS: dict[str, Spec] = {
     "lda": Spec("LDA", lambda s, a: _gfa().LDA(K), topics=_linear_topics),
     # the linear Gaussian factor model, spike-and-slab lasso loadings, library defaults
     "sparse_fa": Spec("SparseFA (linear)", lambda s, a: _gfa().SparseFA(K)),
-    # the paper's slab probability alpha = 0.01 (Table 6) after a warm-up from 0.5
-    "vsc": Spec(
-        "VSC",
-        lambda s, a: _gfa().VSC(
-            s[1],
-            K,
-            slab_prob=0.01,
-            warmup=min(20, a.epochs // 2),
-            hidden=HIDDEN,
-            likelihood="multinomial",
-        ),
-        deep=True,
-    ),
+    "vsc": vsc_spec("VSC", HIDDEN),
     # the same on the small network with KL annealing, as sparse_vae_1x100 (chosen on
     # development splits 100-102)
-    "vsc_1x100": Spec(
-        "VSC (1 x 100, KL annealing)",
-        lambda s, a: _gfa().VSC(
-            s[1],
-            K,
-            slab_prob=0.01,
-            warmup=min(20, a.epochs // 2),
-            hidden=SMALL,
-            likelihood="multinomial",
-            kl_warmup=20,
-        ),
-        deep=True,
-    ),
+    "vsc_1x100": vsc_spec("VSC (1 x 100, KL annealing)", SMALL, kl_warmup=20),
     "unigram": Spec("Unigram (no factors)", lambda s, a: Unigram()),
 }
 
